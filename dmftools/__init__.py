@@ -1,0 +1,27 @@
+"""dmftools: dynamical mean-field theory of low-rank plus random recurrent networks.
+
+The data path reads like the physics, one subpackage per step::
+
+    model  ->  symbolic (SymPy derivation)  ->  numeric (lambdify + quadrature)
+
+Examples
+--------
+>>> import dmftools as dmf
+>>> net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+>>> eqs = dmf.derive(net, state="stationary", regime="current")
+>>> eqs.unknown_names
+('mu', 'delta0', 'kappa')
+"""
+
+from .model import GaussianLowRank, RankOne, TransferFunction, X, transfer_function
+from .numeric import CompiledEquations
+from .symbolic import GaussAvg, GaussCov, MeanFieldEquations, derive
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GaussianLowRank", "RankOne", "TransferFunction", "transfer_function", "X",
+    "derive", "MeanFieldEquations", "GaussAvg", "GaussCov",
+    "CompiledEquations",
+    "__version__",
+]
