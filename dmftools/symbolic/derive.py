@@ -202,7 +202,10 @@ def _chaotic_pair(var_s):
     v0, vinf = potential.subs(D, delta0), potential.subs(D, delta_inf)
     # energy conservation V(Delta_0) = V(Delta_inf), arranged as in SCS 1988 / M&O
     lhs = (delta0**2 - delta_inf**2) / 2
-    rhs = sp.expand(lhs + v0 - vinf)
+    Phi_cov = GaussCov(Phi_l, Phi_l, mu, delta0, delta_inf)
+    rhs = g**2 * (Phi_cov.subs(delta_inf, delta0) - Phi_cov) + var_s * (delta0 - delta_inf)
+    if sp.expand(lhs + v0 - vinf - rhs) != 0:  # pragma: no cover - the grouped form must be V(D0) = V(Dinf)
+        raise AssertionError("energy conservation: grouped form differs from V(Delta_0) = V(Delta_inf)")
     energy_eq = sp.Eq(lhs, rhs)
     steps.append(("Energy conservation with Delta'(0) = 0 and Delta'(inf) = 0: V(Delta_0) = V(Delta_inf)",
                   energy_eq))

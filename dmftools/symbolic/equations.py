@@ -14,7 +14,7 @@ _REGIME_TEXT = {
 }
 
 
-def latex(expr) -> str:
+def to_latex(expr) -> str:
     """LaTeX of a derived expression, with the field's symbol conventions."""
     names = {s: r"\Delta_\infty" for s in getattr(expr, "free_symbols", ()) if s.name == "Delta_inf"}
     return sp.latex(expr, symbol_names=names)
@@ -120,7 +120,7 @@ class MeanFieldEquations:
 
     def latex(self) -> str:
         """The equations as a LaTeX ``aligned`` block."""
-        rows = [r"%s &= %s" % (latex(eq.lhs), latex(eq.rhs)) for eq in self.equations]
+        rows = [r"%s &= %s" % (to_latex(eq.lhs), to_latex(eq.rhs)) for eq in self.equations]
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def _repr_latex_(self) -> str:
@@ -131,10 +131,27 @@ class MeanFieldEquations:
         out = []
         for i, (text, obj) in enumerate(self.steps, 1):
             if latex:
-                out.append(f"{i}. {text}\n\n   $$\n   {latex(obj)}\n   $$\n")
+                out.append(f"{i}. {text}\n\n   $$\n   {to_latex(obj)}\n   $$\n")
             else:
                 out.append(f"{i}. {text}\n     {sp.sstr(obj)}")
         return "\n".join(out)
+
+    def to_markdown(self, title: str, intro: str = "") -> str:
+        """A Markdown page (MyST math) with the derivation steps and the final equations.
+
+        Examples
+        --------
+        >>> import dmftools as dmf
+        >>> page = dmf.derive(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)).to_markdown("Stationary")
+        >>> page.splitlines()[0]
+        '# Stationary'
+        """
+        parts = [f"# {title}", ""]
+        if intro:
+            parts += [intro.strip(), ""]
+        parts += [f"Model: `{self.model!r}`", "", f"{self._header()}.", "", "## Steps", "",
+                  self.describe_steps(latex=True), "## Result", "", "$$", self.latex(), "$$", ""]
+        return "\n".join(parts)
 
     # -- compilation ----------------------------------------------------------------
     def compile(self, backend: str = "numpy", *, nodes: int | None = None,
