@@ -211,7 +211,7 @@ class CompiledEquations:
         >>> import dmftools as dmf
         >>> f = dmf.derive(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)).compile()
         >>> f.residuals(0.0, 1.0, 0.0, g=1.0).round(6)
-        array([0.      , 0.605142, 0.      ])
+        array([0.      , 0.605706, 0.      ])
         """
         return self._call(self._residual_fn, args, kwargs)
 

@@ -99,9 +99,9 @@ def derive(net: GaussianLowRank, state: str = "stationary", regime: str = "curre
     >>> eqs = dmf.derive(net)
     >>> print(eqs)
     Stationary mean-field equations, current regime (dx/dt = -x + J phi(x) + I), rank 1, phi = tanh
-      mu = M_{m}*kappa
-      Delta_0 = Sigma_{m}**2*kappa**2 + g**2*[phi(x)**2](mu, Delta_0)
-      kappa = M_{n}*[phi(x)](mu, Delta_0)
+      mu = M_m*kappa
+      Delta_0 = Sigma_m**2*kappa**2 + g**2*[phi**2](mu, Delta_0)
+      kappa = M_n*[phi](mu, Delta_0)
     """
     if not isinstance(net, GaussianLowRank):
         raise TypeError(f"net: expected a GaussianLowRank (e.g. dmftools.RankOne(...)), got {type(net).__name__}")
