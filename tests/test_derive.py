@@ -152,3 +152,27 @@ def test_bad_arguments():
         dmf.derive(net, regime="spiking")
     with pytest.raises(TypeError, match="net"):
         dmf.derive({"Mm": 1})
+
+
+def test_user_transfer_function_chaotic():
+    """A user phi: SymPy finds the primitive sqrt(1 + x^2); compare with the hand-written energy equation."""
+    phi_expr = dmf.X / sp.sqrt(1 + dmf.X**2)
+    net = dmf.RankOne(Mm=0.8, Mn=1.5, Sm=0.7, Sn=1.0, phi=phi_expr)
+    f = dmf.derive(net, state="chaotic").compile(jacobian=False)
+    phi = lambda x: x / np.sqrt(1 + x**2)  # noqa: E731
+    prim = lambda x: np.sqrt(1 + x**2)  # noqa: E731
+    mu, d0, dinf, kappa, g = 0.4, 3.0, 1.1, 0.6, 1.8
+    vs = 0.7**2 * kappa**2
+    energy = (d0**2 - dinf**2) / 2 - (g**2 * (gauss_average(lambda x: prim(x) ** 2, mu, d0)
+                                             - nested_average(prim, prim, mu, d0, dinf)) + vs * (d0 - dinf))
+    expected = [mu - 0.8 * kappa, dinf - (g**2 * nested_average(phi, phi, mu, d0, dinf) + vs), energy,
+                kappa - 1.5 * gauss_average(phi, mu, d0)]
+    np.testing.assert_allclose(f.residuals(mu, d0, dinf, kappa, g=g), expected, rtol=0, atol=1e-12)
+
+
+def test_notebook_display():
+    eqs = dmf.derive(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0), state="chaotic")
+    tex = eqs._repr_latex_()
+    assert tex.startswith("$$\\begin{aligned}") and tex.endswith("\\end{aligned}$$")
+    assert r"\left[\left[\phi\right]\right]_2\left(\mu, \Delta_{0}, \Delta_\infty\right)" in tex
+    assert r"\Sigma_{m}^{2} \kappa^{2}" in tex
