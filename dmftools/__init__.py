@@ -3,6 +3,7 @@
 The data path reads like the physics, one subpackage per step::
 
     model  ->  symbolic (SymPy derivation)  ->  numeric (lambdify + quadrature)
+    model  ->  simulate (finite networks)   ->  statistics
 
 Examples
 --------
@@ -15,6 +16,7 @@ Examples
 
 from .model import GaussianLowRank, RankOne, TransferFunction, X, transfer_function
 from .numeric import CompiledEquations
+from .simulate import GridSimulation, Simulation, simulate, simulate_grid
 from .symbolic import GaussAvg, GaussCov, MeanFieldEquations, derive
 
 __version__ = "0.1.0"
@@ -23,5 +25,6 @@ __all__ = [
     "GaussianLowRank", "RankOne", "TransferFunction", "transfer_function", "X",
     "derive", "MeanFieldEquations", "GaussAvg", "GaussCov",
     "CompiledEquations",
+    "simulate", "simulate_grid", "Simulation", "GridSimulation",
     "__version__",
 ]
