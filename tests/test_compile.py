@@ -44,6 +44,8 @@ def test_errors(compiled):
         compiled.residuals(np.nan, 1.0, 0.2, g=1.0)
     with pytest.raises(ValueError, match="g"):
         compiled.residuals(0.5, 1.0, 0.2, g=-1.0)
+    with pytest.raises(ValueError, match="g"):
+        dmf.derive(NET).compile(backend="mpmath").residuals(0.5, 1.0, 0.2, g=-1.0)
     with pytest.raises(ValueError, match="delta"):
         compiled.residuals(0.5, -1.0, 0.2, g=1.0)
     with pytest.raises(ValueError, match="backend"):

@@ -48,7 +48,7 @@ def _integrand(lam: sp.Lambda, backend: str):
     return sp.lambdify(lam.variables, lam.expr, modules=_INTEGRAND_MODULES[backend])
 
 
-def _bind_averages(exprs, backend, nodes, nested_nodes, dps):
+def _bind_averages(exprs, backend, nodes, nested_nodes):
     """Replace averages by named applications and build the namespace that implements them."""
     namespace = {}
     replacements = {}
@@ -81,10 +81,11 @@ def _bind_averages(exprs, backend, nodes, nested_nodes, dps):
 
 @functools.lru_cache(maxsize=128)
 def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes: int = quad.DEFAULT_NODES,
-                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, dps: int = 30):
+                        nested_nodes: int = quad.DEFAULT_NESTED_NODES):
     """Lambdify a tuple of concrete expressions (averages allowed) of ``args``.
 
-    Cached by expression: the same equations compile once per session.
+    Cached by expression: the same equations compile once per session. The mpmath
+    precision is not compiled in: callers set it with ``mpmath.workdps`` at call time.
 
     Returns
     -------
@@ -103,10 +104,8 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
-    bound, namespace = _bind_averages(exprs, backend, nodes, nested_nodes, dps)
-    modules = [namespace, {"logcosh": np_logcosh if backend == "numpy" else mp_logcosh},
-               *(["numpy", "scipy"] if backend == "numpy" else ["mpmath"])]
-    return sp.lambdify(args, list(bound), modules=modules, cse=True)
+    bound, namespace = _bind_averages(exprs, backend, nodes, nested_nodes)
+    return sp.lambdify(args, list(bound), modules=[namespace, *_INTEGRAND_MODULES[backend]], cse=True)
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,8 @@ class CompiledEquations:
                 params[key] = defaults[sym]
         if kwargs:
             raise TypeError(f"unexpected argument(s) {sorted(kwargs)}; parameters are {tuple(symbols)}")
+        if np.any(np.asarray(params["g"], dtype=float) < 0):
+            raise ValueError("g: must be >= 0")
         ordered = [values[n] for n in names] + [params[k] for k in symbols]
         labels = list(names) + list(symbols)
         if self.backend == "numpy":
@@ -184,8 +185,6 @@ class CompiledEquations:
                 if not np.all(np.isfinite(a)):
                     raise ValueError(f"{label}: must be finite (got NaN or inf)")
                 arrays.append(a)
-            if params["g"] is not None and np.any(np.asarray(params["g"]) < 0):
-                raise ValueError("g: must be >= 0")
             return arrays
         out = []
         for label, value in zip(labels, ordered):
@@ -246,7 +245,7 @@ def compile_equations(eqs, backend="numpy", nodes=None, nested_nodes=None, dps=3
         raise ValueError(f"dps: must be an integer >= 15, got {dps!r}")
     args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
     residuals = tuple(eqs.concrete(r) for r in eqs.residuals)
-    options = dict(backend=backend, nodes=int(nodes), nested_nodes=int(nested_nodes), dps=int(dps))
+    options = dict(backend=backend, nodes=int(nodes), nested_nodes=int(nested_nodes))
     residual_fn = compile_expressions(residuals, args, **options)
     jacobian_fn = None
     if jacobian:

@@ -228,7 +228,7 @@ def _rate_change_of_variables():
     return [
         ("Rate model: dr/dt = -r + phi(J r + I); define y = J r + I", sp.Eq(sp.Symbol("dr/dt"), drdt)),
         ("Fixed point r = phi(y), so y = J phi(y) + I: the current model's fixed point in y",
-         sp.Eq(y, y_fixed.subs(phi_nc(y), phi_nc(y)))),
+         sp.Eq(y, y_fixed)),
         ("Constant input: dy/dt = J dr/dt = -y + J phi(y) + I, exactly the current model in y",
          sp.Eq(sp.Symbol("dy/dt"), dydt)),
     ]
