@@ -2,7 +2,7 @@
 
 The data path reads like the physics, one subpackage per step::
 
-    model  ->  symbolic (SymPy derivation)  ->  numeric (lambdify + quadrature)
+    model  ->  symbolic (SymPy derivation)  ->  numeric (lambdify + quadrature)  ->  solvers
     model  ->  simulate (finite networks)   ->  statistics
 
 Examples
@@ -17,13 +17,16 @@ Examples
 from .model import GaussianLowRank, RankOne, TransferFunction, X, transfer_function
 from .numeric import CompiledEquations
 from .simulate import GridSimulation, Simulation, simulate, simulate_grid
+from .solvers import Solution, SolveResult, solve
 from .symbolic import GaussAvg, GaussCov, MeanFieldEquations, derive
+from .symbolic.stability import StabilityEquations, derive_stability
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GaussianLowRank", "RankOne", "TransferFunction", "transfer_function", "X",
-    "derive", "MeanFieldEquations", "GaussAvg", "GaussCov",
+    "derive", "MeanFieldEquations", "GaussAvg", "GaussCov", "derive_stability", "StabilityEquations",
+    "solve", "Solution", "SolveResult",
     "CompiledEquations",
     "simulate", "simulate_grid", "Simulation", "GridSimulation",
     "__version__",

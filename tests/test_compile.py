@@ -22,7 +22,9 @@ def test_broadcasting(compiled):
     assert out.shape == (3, 4, 5, 6)
     assert compiled.jacobian(mu, d0, 0.3, g=g).shape == (3, 3, 4, 5, 6)
     single = compiled.residuals(float(mu[2, 0, 0]), float(d0[0, 3, 0]), 0.3, g=float(g[1]))
-    np.testing.assert_array_equal(out[:, 2, 3, 1], single)
+    # rows of a batch share a padded node set (zero weights beyond each row's own nodes),
+    # which changes only the summation order: rounding-level differences
+    np.testing.assert_allclose(out[:, 2, 3, 1], single, rtol=1e-13, atol=1e-15)
 
 
 def test_parameters_default_and_override(compiled):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass, field
 
 import mpmath
@@ -20,6 +21,7 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.averages import GaussAvg, GaussCov
+from . import lattice
 from . import quadrature as quad
 
 __all__ = ["CompiledEquations", "compile_equations", "compile_expressions", "np_logcosh"]
@@ -48,44 +50,111 @@ def _integrand(lam: sp.Lambda, backend: str):
     return sp.lambdify(lam.variables, lam.expr, modules=_INTEGRAND_MODULES[backend])
 
 
-def _bind_averages(exprs, backend, nodes, nested_nodes):
-    """Replace averages by named applications and build the namespace that implements them."""
+def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None):
+    """Replace averages by named applications and build the namespace that implements them.
+
+    With ``spacing`` (numpy backend) averages sharing their statistics arguments form one
+    :class:`_AverageGroup`: all their integrands are compiled into one multi-output
+    function (``cse``) and evaluated on one adaptive lattice per call
+    (:mod:`dmftools.numeric.lattice`). Otherwise each average uses the fixed rule.
+    """
     namespace = {}
     replacements = {}
+    groups: dict = {}
     for expr in exprs:
         for node in sp.preorder_traversal(expr):
             if node in replacements or not isinstance(node, (GaussAvg, GaussCov)):
                 continue
             name = f"avg_{len(replacements)}"
-            if isinstance(node, GaussAvg):
+            nested = isinstance(node, GaussCov)
+            stat_args = node.args[2:] if nested else node.args[1:]
+            if spacing is not None and backend == "numpy":
+                group = groups.setdefault((nested, stat_args), _AverageGroup(nested, spacing))
+                namespace[name] = group.member(node.args[:2] if nested else node.args[:1])
+            elif not nested:
                 f = _integrand(node.args[0], backend)
-                stat_args = node.args[1:]
                 if backend == "numpy":
-                    impl = functools.partial(quad.gauss_average, f, nodes=nodes)
+                    namespace[name] = functools.partial(quad.gauss_average, f, nodes=nodes)
                 else:
-                    impl = functools.partial(quad.mp_gauss_average, f)
+                    namespace[name] = functools.partial(quad.mp_gauss_average, f)
             else:
                 f = _integrand(node.args[0], backend)
                 h = f if node.args[1] == node.args[0] else _integrand(node.args[1], backend)
-                stat_args = node.args[2:]
                 if backend == "numpy":
-                    impl = functools.partial(quad.nested_average, f, h, nodes=nested_nodes)
+                    namespace[name] = functools.partial(quad.nested_average, f, h, nodes=nested_nodes)
                 else:
-                    impl = functools.partial(quad.mp_nested_average, f, h)
-            namespace[name] = impl
+                    namespace[name] = functools.partial(quad.mp_nested_average, f, h)
             replacements[node] = sp.Function(name)(*stat_args)
-    # innermost-first is not needed: averages never nest inside one another's arguments
+    for group in groups.values():
+        group.finalise()
+    # averages never nest inside one another's arguments
     bound = [expr.xreplace(replacements) for expr in exprs]
-    return bound, namespace
+    return bound, namespace, tuple(groups.values())
+
+
+class _AverageGroup:
+    """Averages that share their statistics arguments, evaluated together.
+
+    The first member called with given argument objects evaluates every member on one
+    lattice; the others read the stored values. The store is per thread and is cleared
+    before every top-level call of the compiled function (:func:`compile_expressions`),
+    so it never outlives one evaluation.
+    """
+
+    def __init__(self, nested: bool, spacing: float):
+        self.nested = nested
+        self.spacing = spacing
+        self.integrands: list[sp.Lambda] = []
+        self.members: list[tuple[int, ...]] = []
+        self._local = threading.local()
+        self.fn = None
+
+    def _index(self, lam):
+        if lam not in self.integrands:
+            self.integrands.append(lam)
+        return self.integrands.index(lam)
+
+    def member(self, lams):
+        key = tuple(self._index(lam) for lam in lams)
+        if self.nested and len(key) == 1:
+            key = key * 2
+        self.members.append(key)
+        position = len(self.members) - 1
+        return lambda *args: self.value(position, args)
+
+    def finalise(self):
+        x = sp.Dummy("x", real=True)
+        bodies = [lam(x) for lam in self.integrands]
+        self.fn = sp.lambdify([x], bodies, modules=_INTEGRAND_MODULES["numpy"], cse=True)
+
+    def reset(self):
+        self._local.args = None
+
+    def value(self, position, args):
+        store = self._local
+        cached = getattr(store, "args", None)
+        if cached is None or len(cached) != len(args) or any(a is not b for a, b in zip(cached, args)):
+            n = len(self.integrands)
+            fn = self.fn if n > 1 else (lambda x, _f=self.fn: _f(x)[0])
+            if self.nested:
+                store.values = lattice.nested_averages(fn, n, self.members, *args, spacing=self.spacing)
+            else:
+                singles = lattice.single_averages(fn, n, *args, spacing=self.spacing)
+                store.values = [singles[k[0]] for k in self.members]
+            store.args = args
+        return store.values[position]
 
 
 @functools.lru_cache(maxsize=128)
 def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes: int = quad.DEFAULT_NODES,
-                        nested_nodes: int = quad.DEFAULT_NESTED_NODES):
+                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, spacing: float | None = None):
     """Lambdify a tuple of concrete expressions (averages allowed) of ``args``.
 
     Cached by expression: the same equations compile once per session. The mpmath
     precision is not compiled in: callers set it with ``mpmath.workdps`` at call time.
+    With ``spacing`` (numpy backend) the averages use the adaptive lattice rules of
+    :mod:`dmftools.numeric.lattice`; otherwise the fixed rules with ``nodes`` and
+    ``nested_nodes``.
 
     Returns
     -------
@@ -104,8 +173,22 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
-    bound, namespace = _bind_averages(exprs, backend, nodes, nested_nodes)
-    return sp.lambdify(args, list(bound), modules=[namespace, *_INTEGRAND_MODULES[backend]], cse=True)
+    bound, namespace, groups = _bind_averages(exprs, backend, nodes, nested_nodes, spacing)
+    fn = sp.lambdify(args, list(bound), modules=[namespace, *_INTEGRAND_MODULES[backend]], cse=True)
+    if not groups:
+        return fn
+
+    def evaluate(*values):
+        for group in groups:
+            group.reset()
+        try:
+            return fn(*values)
+        finally:
+            for group in groups:
+                group.reset()
+
+    evaluate.__doc__ = fn.__doc__
+    return evaluate
 
 
 @dataclass(frozen=True)
@@ -121,21 +204,25 @@ class CompiledEquations:
     ----------
     equations : MeanFieldEquations
     backend : str
-    nodes, nested_nodes : int
-        Quadrature nodes (numpy backend).
+    nodes, nested_nodes : int or None
+        Fixed quadrature nodes (numpy backend), or None for the adaptive lattice rules.
+    spacing : float or None
+        Lattice spacing of the adaptive rules (numpy backend).
     dps : int
         Working precision (mpmath backend).
     """
 
     equations: object
     backend: str
-    nodes: int
-    nested_nodes: int
+    nodes: int | None
+    nested_nodes: int | None
     dps: int
     with_jacobian: bool = True
+    spacing: float | None = None
     _residual_fn: object = field(default=None, repr=False)
     _jacobian_fn: object = field(default=None, repr=False)
     _observable_fn: object = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def unknowns(self) -> tuple[str, ...]:
@@ -231,11 +318,63 @@ class CompiledEquations:
         values = self._call(self._observable_fn, args, kwargs)
         return dict(zip(self.observable_names, values))
 
+    # -- solver interface ------------------------------------------------------------
+    def _options(self):
+        return dict(backend=self.backend, nodes=self.nodes or quad.DEFAULT_NODES,
+                    nested_nodes=self.nested_nodes or quad.DEFAULT_NESTED_NODES, spacing=self.spacing)
 
-def compile_equations(eqs, backend="numpy", nodes=None, nested_nodes=None, dps=30, jacobian=True):
+    def _compiled(self, kind: str):
+        """Lazily compiled functions of the ordered arguments (unknowns, then parameters).
+
+        ``"system"``: solver residuals and their Jacobian in one pass (shared quadrature);
+        ``"stability"``: bulk radius and outlier matrix (stationary equations).
+        """
+        if kind not in self._cache:
+            eqs = self.equations
+            args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
+            if kind == "system":
+                res = eqs.solver_residuals
+                exprs = tuple(eqs.concrete(r) for r in res) + tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
+            elif kind == "stability":
+                from ..symbolic.stability import derive_stability
+
+                st = derive_stability(eqs)
+                exprs = (eqs.concrete(st.radius),) + tuple(eqs.concrete(m) for m in st.matrix)
+            else:  # pragma: no cover - internal
+                raise ValueError(kind)
+            self._cache[kind] = compile_expressions(exprs, args, **self._options())
+        return self._cache[kind]
+
+    def ordered(self, unknowns, params: dict) -> list:
+        """Arguments in compiled order: unknowns (sequence) then every parameter by name."""
+        return list(unknowns) + [params[k] for k in self.equations.parameters]
+
+    def system(self, ordered: list):
+        """Solver residuals ``(n, *batch)`` and Jacobian ``(n, n, *batch)`` (numpy backend).
+
+        ``ordered`` is :meth:`ordered`'s output; no validation (solver-internal). The chaotic
+        energy equation is divided by ``Delta_0 - Delta_inf``.
+        """
+        n = len(self.unknowns)
+        out = np.stack(np.broadcast_arrays(*self._compiled("system")(*ordered)))
+        return out[:n], out[n:].reshape((n, n) + out.shape[1:])
+
+    def stability(self, ordered: list):
+        """Bulk radius ``(*batch)`` and outlier matrix ``(k, k, *batch)`` (stationary, numpy)."""
+        out = np.stack(np.broadcast_arrays(*self._compiled("stability")(*ordered)))
+        k = int(round(np.sqrt(out.shape[0] - 1)))
+        return out[0], out[1:].reshape((k, k) + out.shape[1:])
+
+
+def compile_equations(eqs, backend="numpy", nodes=None, nested_nodes=None, dps=30, jacobian=True, spacing=None):
     """Compile :class:`~dmftools.symbolic.MeanFieldEquations`; see its ``compile`` method."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    adaptive = nodes is None and nested_nodes is None and backend == "numpy"
+    if adaptive:
+        spacing = lattice.check_spacing(lattice.SPACING if spacing is None else spacing)
+    elif spacing is not None:
+        raise ValueError("spacing: applies to the adaptive rules only; do not combine it with nodes/nested_nodes")
     nodes = quad.DEFAULT_NODES if nodes is None else nodes
     nested_nodes = quad.DEFAULT_NESTED_NODES if nested_nodes is None else nested_nodes
     for label, value in (("nodes", nodes), ("nested_nodes", nested_nodes)):
@@ -245,7 +384,7 @@ def compile_equations(eqs, backend="numpy", nodes=None, nested_nodes=None, dps=3
         raise ValueError(f"dps: must be an integer >= 15, got {dps!r}")
     args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
     residuals = tuple(eqs.concrete(r) for r in eqs.residuals)
-    options = dict(backend=backend, nodes=int(nodes), nested_nodes=int(nested_nodes))
+    options = dict(backend=backend, nodes=int(nodes), nested_nodes=int(nested_nodes), spacing=spacing)
     residual_fn = compile_expressions(residuals, args, **options)
     jacobian_fn = None
     if jacobian:
@@ -253,5 +392,8 @@ def compile_equations(eqs, backend="numpy", nodes=None, nested_nodes=None, dps=3
         jacobian_fn = compile_expressions(jac, args, **options)
     obs = tuple(sp.sympify(eqs.concrete(sp.sympify(o))) for o in eqs.observables.values())
     observable_fn = compile_expressions(obs, args, **options)
-    return CompiledEquations(eqs, backend, int(nodes), int(nested_nodes), int(dps), jacobian,
-                             residual_fn, jacobian_fn, observable_fn)
+    if adaptive:
+        nodes = nested_nodes = None
+    return CompiledEquations(eqs, backend, nodes if nodes is None else int(nodes),
+                             nested_nodes if nested_nodes is None else int(nested_nodes), int(dps), jacobian,
+                             spacing, residual_fn, jacobian_fn, observable_fn)

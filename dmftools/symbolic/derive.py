@@ -156,13 +156,16 @@ def derive(net: GaussianLowRank, state: str = "stationary", regime: str = "curre
         equations.append(sp.Eq(delta0, var_s + g**2 * second_moment))
     else:
         unknowns.append(delta_inf)
-        dinf_eq, energy_eq, chaotic_steps = _chaotic_pair(var_s)
+        dinf_eq, energy_eq, chaotic_steps, curvature = _chaotic_pair(var_s)
         steps.extend(chaotic_steps)
         equations.extend([dinf_eq, energy_eq])
     unknowns.extend(kappas)
     equations.extend(sp.Eq(k, rhs) for k, rhs in zip(kappas, kappa_rhs))
 
     observables = _observables(state, regime, var_s)
+    if state == "chaotic":
+        # admissible chaotic solutions sit at a maximum of the potential (THEORY.md section 8)
+        observables["potential_curvature"] = curvature
     return MeanFieldEquations(
         model=net,
         state=state,
@@ -209,7 +212,10 @@ def _chaotic_pair(var_s):
     energy_eq = sp.Eq(lhs, rhs)
     steps.append(("Energy conservation with Delta'(0) = 0 and Delta'(inf) = 0: V(Delta_0) = V(Delta_inf)",
                   energy_eq))
-    return dinf_eq, energy_eq, steps
+    curvature = sp.diff(potential, D, 2).subs(sp.Derivative(Phi(_x), _x), phi(_x)).doit().subs(D, delta_inf)
+    steps.append(("Admissibility: Delta_inf is a maximum of the potential, V''(Delta_inf) < 0",
+                  sp.Eq(sp.Symbol("V''(Delta_inf)"), curvature)))
+    return dinf_eq, energy_eq, steps, curvature
 
 
 def _rate_change_of_variables():

@@ -64,6 +64,22 @@ class MeanFieldEquations:
         return sp.Matrix([eq.lhs - eq.rhs for eq in self.equations])
 
     @property
+    def solver_residuals(self) -> sp.Matrix:
+        """Residuals the solvers use: as :attr:`residuals`, except that the chaotic energy
+        equation is divided by ``Delta_0 - Delta_inf``, which removes its spurious root at
+        the stationary solution ``Delta_inf = Delta_0`` (THEORY.md section 8)."""
+        res = self.residuals
+        if self.state == "chaotic":
+            d0, dinf = self.unknowns[1], self.unknowns[2]
+            res = res.copy()
+            res[2] = res[2] / (d0 - dinf)  # equations: mu, Delta_inf, energy, kappa_k
+        return res
+
+    def solver_jacobian(self) -> sp.Matrix:
+        """Symbolic Jacobian of :attr:`solver_residuals`."""
+        return self.solver_residuals.jacobian(list(self.unknowns))
+
+    @property
     def unknown_names(self) -> tuple[str, ...]:
         """Python names of the unknowns: ``mu, delta0, [delta_inf,] kappa | kappa1..``."""
         return tuple(_python_name(u) for u in self.unknowns)
@@ -155,7 +171,8 @@ class MeanFieldEquations:
 
     # -- compilation ----------------------------------------------------------------
     def compile(self, backend: str = "numpy", *, nodes: int | None = None,
-                nested_nodes: int | None = None, dps: int = 30, jacobian: bool = True):
+                nested_nodes: int | None = None, spacing: float | None = None, dps: int = 30,
+                jacobian: bool = True):
         """Compile residuals (and Jacobian, observables) to numerical functions.
 
         Parameters
@@ -163,8 +180,14 @@ class MeanFieldEquations:
         backend : {"numpy", "mpmath"}
             Vectorised quadrature over any batch shape, or arbitrary precision.
         nodes, nested_nodes : int, optional
-            Quadrature nodes for single and nested averages (numpy backend). Defaults
-            from the accuracy study in ``docs/accuracy.md``.
+            Fixed trapezoid nodes for single and nested averages (numpy backend). By
+            default (both None) the adaptive lattice rules of
+            :mod:`dmftools.numeric.lattice` are used, with nodes chosen per point from
+            the variances (accuracy study in ``docs/accuracy.md``).
+        spacing : float, optional
+            Lattice spacing in activation space for the adaptive rules (default 0.2,
+            which resolves tanh-like transfer functions to ~1e-14; use a smaller value
+            for transfer functions with singularities closer to the real axis).
         dps : int
             Decimal digits for the mpmath backend.
         jacobian : bool
@@ -185,4 +208,4 @@ class MeanFieldEquations:
         from ..numeric.compile import compile_equations
 
         return compile_equations(self, backend=backend, nodes=nodes, nested_nodes=nested_nodes,
-                                 dps=dps, jacobian=jacobian)
+                                 dps=dps, jacobian=jacobian, spacing=spacing)

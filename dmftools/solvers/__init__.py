@@ -1,0 +1,10 @@
+"""Solvers: every mean-field solution, its stability, continuation and transitions.
+
+``model -> symbolic -> compiled -> solvers``: the solvers call compiled residuals and
+Jacobians only; nothing here imports matplotlib.
+"""
+
+from ._results import Solution, SolveResult, StateSolutions
+from ._solve import solve
+
+__all__ = ["solve", "Solution", "SolveResult", "StateSolutions"]

@@ -1,0 +1,170 @@
+"""Vectorised Newton iteration with the compiled symbolic Jacobian.
+
+Every column of the batch is an independent system (a parameter point and a start).
+Steps are damped only to stay feasible (variances positive, ``0 <= Delta_inf < Delta_0``)
+and by backtracking when the residual norm does not decrease; converged columns drop out
+of the batch, so late iterations cost only what is still running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NewtonResult", "newton"]
+
+#: Iterates keep this fraction of the distance to a variance boundary.
+_BOUNDARY_FRACTION = 0.5
+
+
+@dataclass
+class NewtonResult:
+    """Outcome of :func:`newton` per column.
+
+    Attributes
+    ----------
+    u : ndarray, shape (n, B)
+        Final iterates.
+    residual : ndarray, shape (B,)
+        ``max |F|`` at ``u`` (the solver residuals).
+    converged : ndarray of bool, shape (B,)
+        Residual below ``ftol`` and last step below ``xtol`` relative.
+    iterations : ndarray of int, shape (B,)
+    """
+
+    u: np.ndarray
+    residual: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+
+
+def _feasible_fraction(u, du, chaotic):
+    """Largest step fraction (<= 1) keeping delta0 - delta_inf > 0 (chaotic)."""
+    alpha = np.ones(u.shape[1])
+    if not chaotic:
+        return alpha
+    for value, change in [(u[1] - u[2], du[1] - du[2])]:
+        shrinking = change < 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limit = np.where(shrinking, -_BOUNDARY_FRACTION * value / change, np.inf)
+        alpha = np.minimum(alpha, limit)
+    return alpha
+
+
+def _projector(chaotic):
+    rows = (1, 2) if chaotic else (1,)
+
+    def project(u):
+        u = u.copy()
+        for r in rows:
+            u[r] = np.maximum(u[r], 0.0)
+        return u
+
+    return project
+
+
+def _solve_linear(J, F):
+    """Batched ``J du = -F``; singular columns get ``du = nan`` (they are then stopped)."""
+    A = np.moveaxis(J, -1, 0)  # (B, n, n)
+    b = np.moveaxis(F, -1, 0)[..., None]
+    try:
+        return -np.linalg.solve(A, b)[..., 0].T
+    except np.linalg.LinAlgError:
+        out = np.full(F.shape, np.nan)
+        for k in range(A.shape[0]):
+            try:
+                out[:, k] = -np.linalg.solve(A[k], b[k, :, 0])
+            except np.linalg.LinAlgError:
+                pass
+        return out
+
+
+def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: float = 1e-12,
+           maxiter: int = 50, max_backtracks: int = 6, patience: int = 10) -> NewtonResult:
+    """Solve ``F(u; params) = 0`` column by column with Newton's method.
+
+    Parameters
+    ----------
+    system : callable
+        ``system(u, params) -> (F, J)`` with ``F`` of shape (n, B) and ``J`` (n, n, B), for
+        any subset of columns (``params`` is indexed alongside ``u``).
+    u0 : ndarray, shape (n, B)
+        Starts; ``u0[1]`` is ``delta0`` and, if ``chaotic``, ``u0[2]`` is ``delta_inf``.
+    params : list of ndarray, each (B,)
+    chaotic : bool
+        Enforce ``0 <= delta_inf < delta0`` along the iteration.
+    ftol, xtol : float
+        Converged when ``max |F| <= ftol * (1 + max |u|)`` and the last Newton step is
+        below ``xtol * (1 + max |u|)``.
+    maxiter, max_backtracks : int
+    patience : int
+        A column stops when its residual has not halved for this many iterations.
+
+    Returns
+    -------
+    NewtonResult
+    """
+    u = np.array(u0, dtype=float, copy=True)
+    n, B = u.shape
+    params = [np.broadcast_to(np.asarray(p, dtype=float), (B,)) for p in params]
+    residual = np.full(B, np.inf)
+    converged = np.zeros(B, dtype=bool)
+    iterations = np.zeros(B, dtype=int)
+    active = np.arange(B)
+    best = np.full(B, np.inf)
+    checkpoint = np.full(B, np.inf)
+    since = np.zeros(B, dtype=int)
+    F, J = system(u, params)
+    norm = np.max(np.abs(F), axis=0)
+    norm = np.where(np.isfinite(norm), norm, np.inf)
+    residual[:] = norm
+    for _ in range(maxiter):
+        if active.size == 0:
+            break
+        ua, Fa, Ja, na = u[:, active], F, J, norm
+        du = _solve_linear(Ja, Fa)
+        bad = ~np.all(np.isfinite(du), axis=0)
+        alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, np.nan_to_num(du), chaotic)))
+        du = np.nan_to_num(du)
+        pa = [p[active] for p in params]
+        # backtracking on max|F|; variances are projected onto >= 0 (a zero variance is a
+        # legitimate solution, e.g. the homogeneous fixed point at g < 1)
+        project = _projector(chaotic)
+        trial_u = project(ua + alpha * du)
+        trial_F, trial_J = system(trial_u, pa)
+        trial_n = np.max(np.abs(trial_F), axis=0)
+        trial_n = np.where(np.isfinite(trial_n), trial_n, np.inf)
+        for _ in range(max_backtracks):
+            worse = (trial_n > na) & (alpha > 0) & ~(na <= ftol * (1 + np.max(np.abs(ua), axis=0)))
+            if not np.any(worse):
+                break
+            idx = np.flatnonzero(worse)
+            alpha[idx] *= 0.5
+            u_b = project(ua[:, idx] + alpha[idx] * du[:, idx])
+            Fb, Jb = system(u_b, [p[idx] for p in pa])
+            nb = np.max(np.abs(Fb), axis=0)
+            trial_u[:, idx], trial_F[:, idx], trial_J[..., idx] = u_b, Fb, Jb
+            trial_n[idx] = np.where(np.isfinite(nb), nb, np.inf)
+        step = np.max(np.abs(trial_u - ua), axis=0)
+        scale = 1 + np.max(np.abs(trial_u), axis=0)
+        u[:, active] = trial_u
+        residual[active] = trial_n
+        iterations[active] += 1
+        done = (trial_n <= ftol * scale) & (step <= xtol * scale)
+        best[active] = np.minimum(best[active], trial_n)
+        improved = trial_n < 0.5 * checkpoint[active]
+        checkpoint[active] = np.where(improved, trial_n, checkpoint[active])
+        since[active] = np.where(improved, 0, since[active] + 1)
+        stalled = bad | (alpha == 0) | ~np.isfinite(trial_n) | (since[active] > patience)
+        if chaotic:
+            # collapsing onto a fixed point (delta_inf -> delta0), where the divided
+            # equations are singular: the gap keeps shrinking geometrically
+            gap_old = ua[1] - ua[2]
+            gap_new = trial_u[1] - trial_u[2]
+            stalled |= (gap_new < 1e-4 * (1 + trial_u[1])) & (gap_new < 0.7 * gap_old) & ~done
+        converged[active[done]] = True
+        keep = ~(done | stalled)
+        active = active[keep]
+        F, J, norm = trial_F[:, keep], trial_J[..., keep], trial_n[keep]
+    return NewtonResult(u, residual, converged, iterations)

@@ -1,0 +1,396 @@
+"""Result objects of the solvers (SciPy style: values, success flags, residuals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Solution", "StateSolutions", "SolveResult", "classify_stationary"]
+
+#: |kappa| below this counts as the homogeneous (kappa = 0) solution.
+KAPPA_ZERO = 1e-8
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One mean-field solution at one parameter point.
+
+    Attributes
+    ----------
+    state : {"stationary", "chaotic"}
+    label : {"stationary-stable", "stationary-unstable", "chaotic"}
+    branch : str
+        ``"positive"``, ``"negative"`` or ``"central"`` overlap (unit rank; ``"0"``,
+        ``"1"``, ... ordered by ``kappa_1`` for higher rank).
+    mu, delta0 : float
+    delta_inf : float or None
+        Chaotic solutions only (``0 <= delta_inf < delta0``).
+    kappa : float or tuple of float
+    stable : bool or None
+        Stationary solutions: bulk radius < 1 and every outlier has real part < 1.
+    radius : float or None
+        Bulk radius ``g sqrt([phi'^2])`` of ``J diag(phi')`` (stationary).
+    outliers : tuple of complex
+        Eigenvalues of ``J diag(phi')`` outside the bulk disc (stationary).
+    residual : float
+        ``max |F|`` of the solver equations at the solution.
+    success : bool
+        Always True for reported solutions (unconverged roots are never reported).
+    parameters : dict
+        ``g`` and the model parameters at this point.
+    """
+
+    state: str
+    label: str
+    branch: str
+    mu: float
+    delta0: float
+    delta_inf: float | None
+    kappa: float | tuple
+    stable: bool | None
+    radius: float | None
+    outliers: tuple
+    residual: float
+    success: bool
+    parameters: dict = field(repr=False)
+
+    def __str__(self) -> str:
+        kap = self.kappa if isinstance(self.kappa, tuple) else (self.kappa,)
+        parts = [f"{self.label:<20s} branch={self.branch:<8s} mu={self.mu:+.10g} delta0={self.delta0:.10g}"]
+        if self.delta_inf is not None:
+            parts.append(f"delta_inf={self.delta_inf:.10g}")
+        parts.append("kappa=" + ",".join(f"{k:+.10g}" for k in kap))
+        if self.radius is not None:
+            parts.append(f"radius={self.radius:.6g}")
+            parts.append("outliers=[" + ", ".join(_fmt_complex(z) for z in self.outliers) + "]")
+        parts.append(f"residual={self.residual:.1e} success={self.success}")
+        return " ".join(parts)
+
+    def as_dict(self) -> dict:
+        """JSON-serialisable view."""
+        d = {k: getattr(self, k) for k in ("state", "label", "branch", "mu", "delta0", "delta_inf", "kappa",
+                                           "stable", "radius", "residual", "success")}
+        d["outliers"] = [[z.real, z.imag] for z in self.outliers]
+        d["parameters"] = {k: float(v) for k, v in self.parameters.items()}
+        return d
+
+
+def _fmt_complex(z):
+    return f"{z.real:.6g}" if abs(z.imag) < 1e-12 else f"{z.real:.6g}{z.imag:+.6g}j"
+
+
+_UNIT = ("negative", "central", "positive")
+
+
+def _slot_names(rank, per_point, kappa_index):
+    if rank == 1:
+        extra = max((sum(abs(v[kappa_index]) <= KAPPA_ZERO for v in sols) - 1 for sols in per_point), default=0)
+        others = max((sum(abs(v[kappa_index]) > KAPPA_ZERO for v in sols) for sols in per_point), default=0)
+        if others <= 3 and (others <= 2 or extra <= 0):
+            return _UNIT + tuple(f"central_{k + 2}" for k in range(max(extra, 0)))
+    n_max = max((len(s) for s in per_point), default=0)
+    return tuple(str(k) for k in range(max(n_max, 1)))
+
+
+def _assign_slots(sols, kappa_index, rank, names):
+    """Map each point's solutions to branch slots (unit rank: by sign of kappa).
+
+    Unit rank: slots ``negative``, ``central``, ``positive`` (three solutions: lowest,
+    middle, highest kappa); several ``kappa = 0`` solutions (e.g. the trivial and the
+    static heterogeneous fixed point at ``g > 1``) fill ``central`` (largest ``delta0``),
+    then ``central_2``, ... Higher rank: slots ``"0"``, ``"1"``, ... by ``kappa_1``.
+    """
+    if names[:3] != _UNIT:
+        order = sorted(range(len(sols)), key=lambda i: tuple(sols[i][kappa_index:]))
+        return {names[pos]: sols[i] for pos, i in enumerate(order)}
+    zero = sorted((v for v in sols if abs(v[kappa_index]) <= KAPPA_ZERO), key=lambda v: -v[1])
+    nonzero = [v for v in sols if abs(v[kappa_index]) > KAPPA_ZERO]
+    out = {f"central_{k + 2}": v for k, v in enumerate(zero[1:])}
+    out.update(_assign_unit(zero[:1] + nonzero, kappa_index))
+    return out
+
+
+def _assign_unit(sols, kappa_index):
+    names = _UNIT
+    order = sorted(range(len(sols)), key=lambda i: sols[i][kappa_index])
+    ks = [sols[i][kappa_index] for i in order]
+    if not order:
+        return {}
+    if len(order) == 3:
+        return dict(zip(names, (sols[i] for i in order)))
+    out = {}
+    if len(order) == 1:
+        k = ks[0]
+        out["central" if abs(k) <= KAPPA_ZERO else ("positive" if k > 0 else "negative")] = sols[order[0]]
+        return out
+    # two solutions
+    a, b = order
+    ka, kb = ks
+    if abs(ka) <= KAPPA_ZERO:
+        return {"central": sols[a], ("positive" if kb > 0 else "negative"): sols[b]}
+    if abs(kb) <= KAPPA_ZERO:
+        return {"central": sols[b], ("positive" if ka > 0 else "negative"): sols[a]}
+    if ka < 0 < kb:
+        return {"negative": sols[a], "positive": sols[b]}
+    # same sign: the one nearer zero is the central one
+    near, far = (a, b) if abs(ka) < abs(kb) else (b, a)
+    return {"central": sols[near], ("positive" if ks[0] > 0 else "negative"): sols[far]}
+
+
+@dataclass
+class StateSolutions:
+    """Solutions of one state over a grid, one slot per branch.
+
+    Arrays have shape ``(n_branches, *grid)``; ``found`` says which slots hold a
+    converged solution (other entries are NaN and must be masked with it).
+
+    Attributes
+    ----------
+    state : str
+    unknowns : tuple of str
+    branches : tuple of str
+    values : dict of ndarray
+        Unknowns (``mu``, ``delta0``, [``delta_inf``,] ``kappa`` / ``kappa1``..), ``residual``,
+        and for stationary solutions ``radius``, ``outlier`` (largest real part among the
+        outliers; NaN where there is none), ``n_outliers``, ``stable``; for chaotic ones
+        ``potential_curvature`` and ``admissible``.
+    found : ndarray of bool
+    outliers : ndarray of object
+        Per slot and point, the tuple of outlier eigenvalues (stationary).
+    """
+
+    state: str
+    unknowns: tuple
+    branches: tuple
+    values: dict
+    found: np.ndarray
+    outliers: np.ndarray | None = None
+
+    @classmethod
+    def from_points(cls, cf, state, per_point, flat, shape, *, admissible_only, stability):
+        rank = cf.equations.model.rank
+        names = cf.unknowns
+        kappa_index = 3 if state == "chaotic" else 2
+        slots = _slot_names(rank, per_point, kappa_index)
+        P = len(per_point)
+        n = len(names)
+        vals = np.full((n, len(slots), P), np.nan)
+        found = np.zeros((len(slots), P), dtype=bool)
+        for p, sols in enumerate(per_point):
+            for name, v in _assign_slots(sols, kappa_index, rank, slots).items():
+                j = slots.index(name)
+                vals[:, j, p] = v
+                found[j, p] = True
+        values = {name: vals[i] for i, name in enumerate(names)}
+        idx = np.nonzero(found)
+        par = [flat[k][idx[1]] for k in cf.equations.parameters]
+        u = [vals[i][idx] for i in range(n)]
+        residual = np.full(found.shape, np.nan)
+        outliers = None
+        if idx[0].size:
+            F, _ = cf.system(u + par)
+            residual[idx] = np.max(np.abs(F), axis=0)
+        values["residual"] = residual
+        if state == "stationary":
+            radius = np.full(found.shape, np.nan)
+            outlier = np.full(found.shape, np.nan)
+            n_out = np.zeros(found.shape, dtype=int)
+            stable = np.zeros(found.shape, dtype=bool)
+            outliers = np.empty(found.shape, dtype=object)
+            for j in np.ndindex(*found.shape):
+                outliers[j] = ()
+            if idx[0].size:
+                r, M = stability.stability(u + par)
+                eig = np.linalg.eigvals(np.moveaxis(M, -1, 0))
+                outside = np.abs(eig) > r[:, None] * (1 + 1e-12) + 1e-14
+                radius[idx] = r
+                for k in range(r.size):
+                    lam = eig[k][outside[k]]
+                    lam = tuple(sorted((complex(z) for z in lam), key=lambda z: -z.real))
+                    outliers[idx[0][k], idx[1][k]] = lam
+                    n_out[idx[0][k], idx[1][k]] = len(lam)
+                    if lam:
+                        outlier[idx[0][k], idx[1][k]] = lam[0].real
+                    stable[idx[0][k], idx[1][k]] = (r[k] < 1) and all(z.real < 1 for z in lam)
+            values.update(radius=radius, outlier=outlier, n_outliers=n_out, stable=stable)
+        else:
+            curvature = np.full(found.shape, np.nan)
+            if idx[0].size:
+                obs = dict(zip(cf.observable_names, cf._observable_fn(*(u + par))))
+                curvature[idx] = np.broadcast_to(obs["potential_curvature"], idx[0].shape)
+            admissible = np.where(found, curvature < 0, False)
+            if admissible_only:
+                found = found & admissible
+                for key in values:
+                    values[key] = np.where(found, values[key], np.nan)
+                curvature = np.where(found, curvature, np.nan)
+            values.update(potential_curvature=curvature, admissible=admissible & found)
+        out = cls(state, tuple(names), slots,
+                  {k: v.reshape((len(slots),) + shape) for k, v in values.items()},
+                  found.reshape((len(slots),) + shape),
+                  None if outliers is None else outliers.reshape((len(slots),) + shape))
+        return out
+
+    def label(self) -> np.ndarray:
+        """Per slot and point: "stationary-stable", "stationary-unstable", "chaotic" or ""."""
+        out = np.full(self.found.shape, "", dtype=object)
+        if self.state == "chaotic":
+            out[self.found] = "chaotic"
+        else:
+            out[self.found & self.values["stable"]] = "stationary-stable"
+            out[self.found & ~self.values["stable"]] = "stationary-unstable"
+        return out
+
+    def kappa(self) -> np.ndarray:
+        """Overlaps, shape ``(R, n_branches, *grid)``."""
+        return np.stack([self.values[k] for k in self.unknowns if k.startswith("kappa")])
+
+
+def classify_stationary(stat: StateSolutions, chaotic: StateSolutions | None) -> np.ndarray:
+    """Region per grid point: 0 homogeneous stationary, 1 structured stationary,
+    2 homogeneous chaotic, 3 structured chaotic, -1 none found."""
+    shape = stat.found.shape[1:]
+    region = np.full(shape, -1, dtype=int)
+    kap = np.max(np.abs(stat.kappa()), axis=0)
+    stable = stat.found & stat.values["stable"]
+    structured_stable = np.any(stable & (kap > KAPPA_ZERO), axis=0)
+    homogeneous_stable = np.any(stable & (kap <= KAPPA_ZERO), axis=0)
+    if chaotic is not None:
+        kc = np.max(np.abs(chaotic.kappa()), axis=0)
+        structured_chaos = np.any(chaotic.found & (kc > KAPPA_ZERO), axis=0)
+        homogeneous_chaos = np.any(chaotic.found & (kc <= KAPPA_ZERO), axis=0)
+        region[homogeneous_chaos] = 2
+        region[structured_chaos] = 3
+    region[homogeneous_stable] = 0
+    region[structured_stable] = 1
+    return region
+
+
+class SolveResult:
+    """All solutions found by :func:`dmftools.solve`.
+
+    Iterating yields :class:`Solution` objects (grid points in C order, then states,
+    then branches); ``result["stationary"]`` and ``result["chaotic"]`` are
+    :class:`StateSolutions` with arrays over the grid.
+
+    Attributes
+    ----------
+    net : GaussianLowRank
+    regime : str
+    shape : tuple
+        Broadcast shape of the parameter grid (``()`` for a single point).
+    parameters : dict of ndarray
+        Every parameter broadcast to ``shape``.
+    states : dict of StateSolutions
+    """
+
+    def __init__(self, net, regime, shape, flat, states):
+        self.net = net
+        self.regime = regime
+        self.shape = tuple(shape)
+        self.parameters = {k: v.reshape(shape) for k, v in flat.items()}
+        self.states = states
+
+    def __getitem__(self, state) -> StateSolutions:
+        try:
+            return self.states[state]
+        except KeyError:
+            raise KeyError(f"state: {state!r} was not solved for; states here: {tuple(self.states)}") from None
+
+    def solutions(self, index=()) -> list[Solution]:
+        """The solutions at one grid point (``index`` into :attr:`shape`)."""
+        out = []
+        params = {k: float(v[index]) for k, v in self.parameters.items()}
+        for state, ss in self.states.items():
+            for j, branch in enumerate(ss.branches):
+                if not ss.found[(j,) + tuple(np.atleast_1d(index)) if index != () else (j,)]:
+                    continue
+                at = (j,) + (tuple(np.atleast_1d(index)) if index != () else ())
+                kap = tuple(float(ss.values[k][at]) for k in ss.unknowns if k.startswith("kappa"))
+                stationary = state == "stationary"
+                stable = bool(ss.values["stable"][at]) if stationary else None
+                out.append(Solution(
+                    state=state,
+                    label=("stationary-stable" if stable else "stationary-unstable") if stationary else "chaotic",
+                    branch=branch,
+                    mu=float(ss.values["mu"][at]),
+                    delta0=float(ss.values["delta0"][at]),
+                    delta_inf=None if stationary else float(ss.values["delta_inf"][at]),
+                    kappa=kap[0] if len(kap) == 1 else kap,
+                    stable=stable,
+                    radius=float(ss.values["radius"][at]) if stationary else None,
+                    outliers=tuple(ss.outliers[at]) if stationary else (),
+                    residual=float(ss.values["residual"][at]),
+                    success=True,
+                    parameters=params,
+                ))
+        return out
+
+    def __iter__(self):
+        for index in np.ndindex(*self.shape):
+            yield from self.solutions(index)
+
+    def __len__(self) -> int:
+        return int(sum(int(ss.found.sum()) for ss in self.states.values()))
+
+    def __repr__(self) -> str:
+        if self.shape == ():
+            lines = [f"SolveResult: {len(self)} solution(s) at " +
+                     ", ".join(f"{k}={float(v):g}" for k, v in self.parameters.items())]
+            lines += ["  " + str(s) for s in self]
+            return "\n".join(lines)
+        counts = ", ".join(f"{st}: {int(ss.found.sum())}" for st, ss in self.states.items())
+        return f"SolveResult over a grid of shape {self.shape} ({counts} solutions)"
+
+    def _dims(self):
+        dims, coords = [], {}
+        for axis, size in enumerate(self.shape):
+            name = f"dim_{axis}"
+            for key, v in self.parameters.items():
+                moved = np.moveaxis(v, axis, -1).reshape(-1, size)
+                if size > 1 and np.all(moved == moved[:1]) and key not in coords:
+                    name = key
+                    coords[key] = moved[0]
+                    break
+            dims.append(name)
+        return dims, coords
+
+    def to_xarray(self):
+        """A labelled :class:`xarray.Dataset` (needs the ``xarray`` extra).
+
+        Variables ``<state>_<quantity>`` over ``(<state>_branch, *grid)``, the
+        ``<state>_found`` mask, the parameters, and attrs (model, phi, version, quadrature).
+
+        Examples
+        --------
+        >>> import numpy as np, dmftools as dmf
+        >>> ds = dmf.solve(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0), g=np.array([0.5, 1.5]),
+        ...                states="stationary").to_xarray()
+        >>> ds["stationary_kappa"].dims
+        ('stationary_branch', 'g')
+        """
+        try:
+            import xarray as xr
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("to_xarray needs xarray: pip install 'dmftools[xarray]'") from None
+        from .. import __version__
+
+        dims, coords = self._dims()
+        data = {}
+        for key, v in self.parameters.items():
+            if key not in coords:
+                data[key] = (dims, v)
+        for state, ss in self.states.items():
+            bdim = f"{state}_branch"
+            coords[bdim] = list(ss.branches)
+            data[f"{state}_found"] = ((bdim, *dims), ss.found)
+            data[f"{state}_label"] = ((bdim, *dims), ss.label().astype(str))
+            for key, v in ss.values.items():
+                data[f"{state}_{key}"] = ((bdim, *dims), v)
+        attrs = {
+            "model": repr(self.net), "phi": self.net.phi.name, "regime": self.regime,
+            "dmftools_version": __version__,
+            "quadrature": "adaptive lattice trapezoid (dmftools.numeric.lattice), spacing 0.2",
+        }
+        return xr.Dataset(data, coords=coords, attrs=attrs)
