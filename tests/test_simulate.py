@@ -13,7 +13,7 @@ import pytest
 from scipy.optimize import fsolve
 
 import dmftools as dmf
-from dmftools.simulate import draw_network, simulate, simulate_grid
+from dmftools.simulate import SimulationEnsemble, draw_network, pulse_input, simulate, simulate_grid, step_input
 
 STRUCTURED = dict(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)  # overlap 2.2 > 1: structured, stationary for g < 1
 
@@ -315,7 +315,7 @@ def test_grid_to_xarray_and_plot(monkeypatch):
     xr = pytest.importorskip("xarray")
     ds = grid.to_xarray()
     assert isinstance(ds, xr.Dataset)
-    assert ds["chaoticity"].dims == ("g", "overlap") and ds.attrs["seed"] == 0
+    assert ds["chaoticity"].dims == ("g", "overlap") and ds["seed"].values.tolist() == [0]
     np.testing.assert_array_equal(ds["kappa"].sel(k=1).values, grid.kappa[..., 0])
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
@@ -385,3 +385,385 @@ def test_simulate_grid_rejects_bad_input(kwargs, error, name):
     args.update(kwargs)
     with pytest.raises(error, match=rf"^{name}:"):
         simulate_grid(**args)
+
+
+# -- (7) seed 000's general form: tau, input u(t) through B, readout z = W r -----------------
+QUIET = dict(Mm=0.0, Mn=0.0, Sm=0.0, Sn=0.0)  # m = n = 0: with g = 0, J = 0 and the dynamics is linear
+
+
+def _filtered_sine(t, omega, tau):
+    """Solution of tau y' = -y + sin(omega t), y(0) = 0."""
+    a = omega * tau
+    return (np.sin(omega * t) - a * np.cos(omega * t) + a * np.exp(-t / tau)) / (1 + a**2)
+
+
+def _filtered_pulse(t, onset, duration, tau):
+    """Solution of tau y' = -y + 1[onset <= t < onset + duration], y(0) = 0."""
+    rise = np.where(t >= onset, 1 - np.exp(-(t - onset) / tau), 0.0)
+    after = t >= onset + duration
+    return np.where(after, (1 - np.exp(-duration / tau)) * np.exp(-(t - onset - duration) / tau), rise)
+
+
+def test_general_form_current_model_against_closed_form():
+    """tau dx/dt = -x + B u(t) at J = 0 is a linear filter of B u: exact solution known."""
+    N, tau, omega, dt, T = 40, 2.0, 1.3, 0.05, 12.0
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((N, 2))
+    W = rng.standard_normal((3, N)) / N
+    pulse = pulse_input(4.0, 3.0, amplitude=1.0)
+    u = lambda t: np.array([np.sin(omega * t), pulse(t)])  # noqa: E731 (plain callable)
+    u_with_limits = _TwoChannel(omega, pulse)  # the same, with left limits at step ends
+    sim = simulate(dmf.RankOne(**QUIET), g=0.0, N=N, T=T, dt=dt, tau=tau, B=B, u=u_with_limits, W=W,
+                   method="rk4", rng=0)
+    t = sim.times[:, None]
+    x0 = sim.network.x0
+    exact = (x0 * np.exp(-t / tau) + B[:, 0] * _filtered_sine(t, omega, tau)
+             + B[:, 1] * _filtered_pulse(t, 4.0, 3.0, tau))
+    # RK4 global error ~ (dt/tau)^4 |u''''|-ish ~ 1e-7 here (observed 2e-8); the pulse switches on
+    # grid points and its left limit ends each step, so it costs no accuracy. 1e-6 would still
+    # catch a missing 1/tau (O(1)) or a pulse seen one stage early (O(dt) ~ 1e-2).
+    np.testing.assert_allclose(sim.trajectory, exact, rtol=0, atol=1e-6)
+    # the readout is z = W phi(x) at every time point (same arithmetic up to round-off)
+    assert sim.readout.shape == (sim.times.size, 3)
+    np.testing.assert_allclose(sim.readout, np.tanh(sim.trajectory) @ W.T, rtol=1e-12, atol=1e-14)
+    # a plain callable is evaluated as given: its jump at t = 4 is seen by the last RK4 stage of
+    # the step before, an O(dt) error (observed ~1e-3): the left limits above are what avoid it
+    plain = simulate(dmf.RankOne(**QUIET), g=0.0, N=N, T=T, dt=dt, tau=tau, B=B, u=u, method="rk4", rng=0)
+    assert np.abs(plain.trajectory - exact).max() > 1e-4
+
+
+class _TwoChannel:
+    def __init__(self, omega, pulse):
+        self.omega, self.pulse = omega, pulse
+
+    def __call__(self, t):
+        return np.array([np.sin(self.omega * t), self.pulse(t)])
+
+    def left_limit(self, t):
+        return np.array([np.sin(self.omega * t), self.pulse.left_limit(t)])
+
+
+def test_general_form_rate_model_against_closed_form():
+    """tau dr/dt = -r + phi(B u) at J = 0: y = B u exactly, r relaxes to phi(B u) with rate 1/tau."""
+    N, tau, dt, T = 30, 0.5, 0.02, 3.0
+    steps = int(round(T / dt))
+    rng = np.random.default_rng(2)
+    B = rng.standard_normal(N)
+    level = np.where(np.arange(steps + 1) * dt < 1.0, 0.0, 0.7)  # a step at t = 1 given on the grid
+    net = dmf.RankOne(**QUIET)
+    y = simulate(net, g=0.0, N=N, T=T, dt=dt, regime="rate", record="y", tau=tau, B=B, u=level,
+                 method="rk4", rng=3)
+    r = simulate(net, g=0.0, N=N, T=T, dt=dt, regime="rate", record="r", tau=tau, B=B, u=level,
+                 method="rk4", rng=3, W=np.ones(N) / N)
+    assert (y.record, r.record) == ("y", "r") and "J r + e" in y.record_meaning
+    # y = J r + B u with J = 0: exactly the input, sampled on the grid (1 ulp of B*u)
+    np.testing.assert_allclose(y.trajectory, level[:, None] * B, rtol=1e-15, atol=0)
+    t = r.times[:, None]
+    r0 = r.network.x0
+    target = np.tanh(0.7 * B)
+    exact = np.where(t < 1.0, r0 * np.exp(-t / tau),
+                     (r0 * np.exp(-1.0 / tau) - target) * np.exp(-(t - 1.0) / tau) + target)
+    # the grid step is held over whole steps (zero-order hold), so RK4 stays exact to
+    # ~(dt/tau)^4 / 120 per unit time ~ 1e-8; tolerance 1e-7
+    np.testing.assert_allclose(r.trajectory, exact, rtol=0, atol=1e-7)
+    # the rate model reads out its state: z = W r
+    np.testing.assert_allclose(r.readout, r.trajectory.mean(axis=1), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("regime", ["current", "rate"])
+def test_general_form_euler_is_the_residual_update(regime):
+    """One Euler step is x + (dt/tau)(-x + J r + B u) with the dense J (seed 000's update)."""
+    net = dmf.RankOne(**STRUCTURED, MI=0.2, SI=0.3)
+    N, g, dt, tau = 50, 1.3, 0.1, 3.0
+    B = np.random.default_rng(4).standard_normal((N, 2))
+    u = np.array([[0.5, -1.0], [0.2, 0.3]])  # two steps, a row per step
+    sim = simulate(net, g=g, N=N, T=2 * dt, dt=dt, tau=tau, B=B, u=u, regime=regime, rng=6)
+    J = sim.network.connectivity(g)
+    state = sim.network.x0
+    for k in range(2):
+        external = sim.network.input + B @ u[k]
+        if regime == "current":
+            state = state + (dt / tau) * (-state + J @ np.tanh(state) + external)
+        else:
+            state = state + (dt / tau) * (-state + np.tanh(J @ state + external))
+        # the same arithmetic in another order: round-off only
+        np.testing.assert_allclose(sim.trajectory[k + 1], state, rtol=1e-12, atol=1e-13)
+
+
+def test_tau_rescales_time():
+    """tau = 2 with step dt is tau = 1 with step dt / 2 and u(2 t): identical Euler arithmetic."""
+    net = dmf.RankOne(**STRUCTURED)
+    B = np.linspace(-1, 1, 60)
+    slow = simulate(net, g=1.5, N=60, T=10, dt=0.1, tau=2.0, B=B, u=lambda t: np.sin(t), rng=8)
+    fast = simulate(net, g=1.5, N=60, T=5, dt=0.05, tau=1.0, B=B, u=lambda t: np.sin(2 * t), rng=8)
+    # (f / 2) * 0.1 and f * 0.05 round identically (exact powers of two), u is evaluated at the
+    # same points: equal to the last bit (chaotic g = 1.5 would amplify any difference)
+    np.testing.assert_array_equal(slow.trajectory, fast.trajectory)
+    assert slow.tau == 2.0 and "tau=2.0" in repr(slow)
+
+
+def test_step_and_pulse_inputs():
+    s = step_input(0.3, amplitude=2.0, baseline=-1.0)
+    # right-continuous, robust to round-off in stage times k * dt (3 * 0.1 = 0.30000000000000004)
+    assert [s(t) for t in (0.0, 0.29, 0.3, 3 * 0.1, 0.1 * 3 - 1e-16, 5.0)] == [-1.0, -1.0, 2.0, 2.0, 2.0, 2.0]
+    assert s.left_limit(0.3) == -1.0 and s.left_limit(0.31) == 2.0
+    p = pulse_input(1.0, 0.5, amplitude=[1.0, 2.0])
+    np.testing.assert_array_equal(p(1.2), [1.0, 2.0])
+    np.testing.assert_array_equal(p(1.5), [0.0, 0.0])
+    np.testing.assert_array_equal(p.left_limit(1.5), [1.0, 2.0])
+    with pytest.raises(ValueError, match="^duration:"):
+        pulse_input(1.0, 0.0)
+    import pickle
+
+    assert pickle.loads(pickle.dumps(s))(1.0) == 2.0  # travels to executor workers
+
+
+# -- (8) rate model with time-varying input: dy/dt = -y + J phi(y) + I + dI/dt ---------------
+def test_rate_model_smooth_input_obeys_current_model_plus_derivative():
+    """y = J r + e(t) solves tau dy/dt = -y + J phi(y) + e + tau de/dt (THEORY.md section 6)."""
+    net = dmf.RankOne(**STRUCTURED, MI=0.2, SI=0.4)
+    N, g, tau, T, omega = 80, 1.2, 2.0, 8.0, 1.5
+    B = np.random.default_rng(5).standard_normal(N)
+    u = lambda t: np.sin(omega * t)  # noqa: E731
+    du = lambda t: omega * np.cos(omega * t)  # noqa: E731
+    errors = []
+    for dt in (0.1, 0.05):
+        rate = simulate(net, g=g, N=N, T=T, dt=dt, tau=tau, B=B, u=u, regime="rate", record="y",
+                        method="rk4", rng=2)
+        current = simulate(net, g=g, N=N, T=T, dt=dt, tau=tau, B=B, u=lambda t: u(t) + tau * du(t),
+                           method="rk4", rng=2, x0=rate.trajectory[0])
+        errors.append(np.abs(rate.trajectory - current.trajectory).max())
+        # without the derivative term the current model is O(1) off (observed 2.5)
+        plain = simulate(net, g=g, N=N, T=T, dt=dt, tau=tau, B=B, u=u, method="rk4", rng=2,
+                         x0=rate.trajectory[0])
+        assert np.abs(rate.trajectory - plain.trajectory).max() > 0.3
+    # the schemes differ only by RK4's quadrature error on e'(t): O(dt^4) globally. Observed
+    # 3.0e-6 at dt = 0.1 and 1.9e-7 at 0.05 (ratio 16.06; 16.1 and 16.03 at the neighbouring
+    # halvings). Error < 1e-5 and a ratio > 12 (order > 3.6; order 3 gives 8) establish the
+    # relation in the limit dt -> 0, not just to the size of the O(1) derivative term
+    assert errors[0] < 1e-5
+    assert errors[0] / errors[1] > 12
+
+
+def test_rate_model_step_input_moves_y_at_once_current_model_filters_it():
+    """A step in I: y jumps by Delta I in one step; x does not; both settle on the same state."""
+    net = dmf.RankOne(Mm=1.0, Mn=0.5, Sm=1.0, Sn=1.0, MI=0.3, SI=0.5)  # overlap 0.5: one fixed point
+    N, g, dt, T, onset = 200, 0.5, 0.05, 40.0, 5.0
+    k0 = int(round(onset / dt))
+    step = step_input(onset, amplitude=2.0, baseline=1.0)  # multiplier of I: 1 -> 2
+    rate = simulate(net, g=g, N=N, T=T, dt=dt, input=step, regime="rate", record="y", rng=3)
+    current = simulate(net, g=g, N=N, T=T, dt=dt, input=step, rng=3, x0=rate.trajectory[0])
+    delta_input = rate.network.input  # (2 - 1) I
+    J = rate.network.connectivity(g)
+    y_before = rate.trajectory[k0 - 1]
+    field = -y_before + J @ np.tanh(y_before) + 1.0 * rate.network.input
+    # discrete dI/dt relation: the Euler step across the switch is the current-model step plus
+    # the whole Delta I (round-off only: the same sums in another order)
+    np.testing.assert_allclose(rate.trajectory[k0] - y_before, dt * field + delta_input, rtol=0, atol=1e-12)
+    # so y moves by Delta I at once (to O(dt): observed max |dt field| ~ 0.03) ...
+    jump_rate = rate.trajectory[k0] - rate.trajectory[k0 - 1]
+    assert np.abs(jump_rate - delta_input).max() < 3 * dt
+    # ... while x moves by O(dt) only: filtered, it needs ~ 1 time unit to follow
+    jump_current = current.trajectory[k0] - current.trajectory[k0 - 1]
+    assert np.abs(jump_current).max() < 3 * dt < 0.5 * np.abs(delta_input).max()
+    # the whole rate trajectory is the current model with a kick of Delta I at the onset (the
+    # integral of dI/dt) and the new input afterwards: same Euler arithmetic up to round-off
+    # (contracting dynamics at g = 0.5, no amplification)
+    np.testing.assert_allclose(rate.trajectory[:k0], current.trajectory[:k0], rtol=0, atol=1e-12)
+    kicked = simulate(net, g=g, N=N, T=T - onset, dt=dt, input=lambda t: 2.0, rng=3,
+                      x0=current.trajectory[k0] + delta_input)
+    np.testing.assert_allclose(rate.trajectory[k0:], kicked.trajectory, rtol=0, atol=1e-10)
+    # transients differ (by Delta I at the onset), stationary states do not: after 35 time
+    # units the decay (rate >= 1 - 0.5 - overlap-driven ~ 0.3) leaves < 1e-4 of O(1)
+    assert np.abs(rate.trajectory[k0] - current.trajectory[k0]).max() > 0.5
+    np.testing.assert_allclose(rate.trajectory[-1], current.trajectory[-1], rtol=0, atol=1e-6)
+
+
+# -- (9) several seeds: means and standard errors --------------------------------------------
+def test_ensemble_statistics_and_standard_errors():
+    net = dmf.RankOne(**STRUCTURED)
+    runs = simulate(net, g=0.5, N=150, T=6, transient=3, rng=[4, 9, 2])
+    assert isinstance(runs, SimulationEnsemble) and runs.seeds == (4, 9, 2)
+    # each member is exactly the single-seed run
+    np.testing.assert_array_equal(runs[1].trajectory, simulate(net, g=0.5, N=150, T=6, transient=3, rng=9).trajectory)
+    values = np.array([run.temporal_std() for run in runs])
+    est = runs.temporal_std()
+    np.testing.assert_array_equal(est.samples, values)
+    # mean and standard error of the mean: std with ddof = 1 over sqrt(n) (exact formulas)
+    assert est.mean == pytest.approx(values.mean(), rel=1e-14)
+    assert est.sem == pytest.approx(values.std(ddof=1) / np.sqrt(3), rel=1e-12)
+    kappa = runs.kappa(absolute=True)
+    assert kappa.mean.shape == kappa.sem.shape == (1,)
+    np.testing.assert_allclose(kappa.samples[:, 0], [abs(run.kappa()[0]) for run in runs], rtol=0, atol=0)
+    lags, delta = runs.autocorrelation(max_lag=1.0)
+    assert lags.shape == (11,) and delta.samples.shape == (3, 11) and delta.sem.shape == (11,)
+    # one seed in a list: an ensemble of one, undefined standard error
+    single = simulate(net, g=0.5, N=50, T=1, rng=[5])
+    assert len(single) == 1 and np.isnan(single.delta0().sem)
+
+
+def test_ensemble_standard_error_matches_known_spread():
+    """Realised overlap m^T n / N over seeds: its sem must match the known sampling spread."""
+    net = dmf.RankOne(**STRUCTURED)
+    N, seeds = 200, 48
+    runs = simulate(net, g=0.0, N=N, T=0.1, rng=range(seeds))
+    est = runs.overlap()
+    # Var(m n) = Mm^2 Sn^2 + Mn^2 Sm^2 + Sm^2 Sn^2 = 6.21 for independent Gaussian m, n
+    expected_sem = np.sqrt(6.21 / N) / np.sqrt(seeds)
+    # the sample std of 48 draws has relative spread 1 / sqrt(2 * 47) ~ 0.10: 3 sigma = 0.31
+    assert est.sem[0, 0] == pytest.approx(expected_sem, rel=0.31)
+    # and the mean is unbiased: within 4 standard errors of the nominal overlap
+    assert abs(est.mean[0, 0] - 2.2) < 4 * expected_sem
+
+
+def test_ensemble_rejects_bad_seed_lists():
+    with pytest.raises(ValueError, match="^rng:.*distinct"):
+        simulate(NET, g=0.5, N=10, T=1.0, rng=[1, 2, 1])
+    with pytest.raises(ValueError, match="^rng:.*empty"):
+        simulate(NET, g=0.5, N=10, T=1.0, rng=[])
+    with pytest.raises(TypeError, match="^rng:"):
+        simulate(NET, g=0.5, N=10, T=1.0, rng=[0, "one"])
+    with pytest.raises(ValueError, match="^rng:.*distinct"):
+        simulate_grid(NET, g=[0.5], overlap=[1.0], N=10, T=1.0, rng=(3, 3))
+
+
+def test_grid_several_seeds_mean_and_sem():
+    net = dmf.RankOne(**STRUCTURED)
+    grid = simulate_grid(net, **{**GRID, "rng": [9, 4, 7]}, chunk=4)
+    assert grid.seeds == (9, 4, 7) and grid.seed is None
+    assert grid.chaoticity_samples.shape == (3, 3, 2) and grid.kappa_samples.shape == (3, 3, 2, 1)
+    # seed by seed, exactly the single-seed sweeps (same chunking)
+    for i, seed in enumerate(grid.seeds):
+        alone = simulate_grid(net, **{**GRID, "rng": seed}, chunk=4)
+        np.testing.assert_array_equal(grid.chaoticity_samples[i], alone.chaoticity)
+        np.testing.assert_array_equal(grid.kappa_samples[i], alone.kappa)
+        np.testing.assert_array_equal(grid.realised_overlap_samples[i], alone.realised_overlap)
+    # means over seeds and standard errors of the mean (exact formulas)
+    np.testing.assert_allclose(grid.chaoticity, grid.chaoticity_samples.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(grid.chaoticity_sem, grid.chaoticity_samples.std(axis=0, ddof=1) / np.sqrt(3),
+                               rtol=1e-12)
+    np.testing.assert_allclose(grid.abs_kappa_sem, np.abs(grid.kappa_samples).std(axis=0, ddof=1) / np.sqrt(3),
+                               rtol=1e-12)
+    # chunks of all seeds interleave on an executor: results land at their seed
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = simulate_grid(net, **{**GRID, "rng": [9, 4, 7]}, chunk=4, executor=pool)
+    np.testing.assert_array_equal(threaded.chaoticity_samples, grid.chaoticity_samples)
+    np.testing.assert_array_equal(threaded.kappa_samples, grid.kappa_samples)
+    # a single seed: sem undefined (NaN), samples have a seed axis of 1
+    one = simulate_grid(net, **GRID, chunk=4)
+    assert one.seed == 9 and np.all(np.isnan(one.chaoticity_sem))
+    xr = pytest.importorskip("xarray")
+    ds = grid.to_xarray()
+    assert isinstance(ds, xr.Dataset)
+    assert ds["seed"].values.tolist() == [9, 4, 7] and ds.attrs["n_seeds"] == 3
+    for name in ("chaoticity", "kappa", "abs_kappa", "realised_overlap"):
+        assert {name, f"{name}_sem", f"{name}_samples"} <= set(ds.data_vars)
+    np.testing.assert_array_equal(ds["chaoticity_sem"].values, grid.chaoticity_sem)
+    np.testing.assert_array_equal(ds["kappa_sem"].sel(k=1).values, grid.kappa_sem[..., 0])
+    assert ds["chaoticity_samples"].dims == ("seed", "g", "overlap")
+
+
+# -- (10) plot with theory boundaries ------------------------------------------------------------
+class _TheoryDiagram:
+    """Stands in for the theory phase diagram: anything with boundary_curves()."""
+
+    def boundary_curves(self):
+        return {"onset of chaos": (np.array([1.0, 1.0]), np.array([0.0, 1.0])),
+                "structured": (np.linspace(0, 1, 5), np.ones(5) + np.array([0, 0, 0, np.nan, 5.0]))}
+
+
+def test_grid_plot_overlays_boundaries(monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("plot() must not call plt.show"))
+    net = dmf.RankOne(**STRUCTURED)
+    grid = simulate_grid(net, g=[0.5, 1.0, 2.0], overlap=[0.0, 1.0, 2.2], N=40, T=2, transient=1)
+    bare = grid.plot()
+    extent = (bare.axes[0].get_xlim(), bare.axes[0].get_ylim())
+    plt.close(bare)
+    # cell edges of the non-uniform grid (round-off in the edge midpoints only)
+    np.testing.assert_allclose(np.ravel(extent), [0.25, 2.5, -0.5, 2.8], rtol=1e-14)
+    for boundaries in (_TheoryDiagram(), _TheoryDiagram().boundary_curves()):
+        fig = grid.plot(boundaries=boundaries)
+        first, second = fig.axes[0], fig.axes[1] if fig.axes[1].get_title() else fig.axes[2]
+        limits = (first.get_xlim(), first.get_ylim())
+        curves = _TheoryDiagram().boundary_curves()
+        for ax in (first, second):
+            lines = ax.get_lines()
+            assert len(lines) == 2
+            for line, (gs, overlaps) in zip(lines, curves.values()):
+                np.testing.assert_array_equal(line.get_xdata(), gs)
+                np.testing.assert_array_equal(line.get_ydata(), overlaps)
+        assert [t.get_text() for t in first.get_legend().get_texts()] == list(curves)
+        # a curve reaching overlap 6 does not stretch the panel: the sweep's extent is kept
+        assert limits == extent
+        plt.close(fig)
+    # into given axes, no boundaries: no lines, no legend
+    fig, axes = plt.subplots(1, 2)
+    assert grid.plot(ax=axes) is fig and not axes[0].get_lines() and axes[0].get_legend() is None
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "boundaries, error",
+    [
+        ([(0, 1)], TypeError),
+        ({"a": (np.ones(3), np.ones(4))}, ValueError),
+        ({"a": np.ones(3)}, ValueError),
+        ({"a": (np.ones((2, 2)), np.ones((2, 2)))}, ValueError),
+        ({"a": ([], [])}, ValueError),
+    ],
+)
+def test_grid_plot_rejects_bad_boundaries(boundaries, error):
+    pytest.importorskip("matplotlib").use("Agg")
+    grid = simulate_grid(NET, g=[0.5], overlap=[1.0], N=10, T=1.0)
+    with pytest.raises(error, match="^boundaries:"):
+        grid.plot(boundaries=boundaries)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(tau=0.0), "tau"),
+        (dict(tau=-1.0), "tau"),
+        (dict(tau=np.inf), "tau"),
+        (dict(B=np.ones(10)), "u"),  # B without u
+        (dict(u=lambda t: 1.0), "B"),  # u without B
+        (dict(B=np.ones(9), u=lambda t: 1.0), "B"),
+        (dict(B=np.ones((10, 2, 1)), u=lambda t: np.ones(2)), "B"),
+        (dict(B=np.full(10, np.nan), u=lambda t: 1.0), "B"),
+        (dict(B=np.ones((10, 2)), u=np.ones((10, 3))), "u"),
+        (dict(B=np.ones((10, 2)), u=np.ones((9, 2))), "u"),
+        (dict(B=np.ones((10, 2)), u=np.ones(10)), "u"),
+        (dict(B=np.ones(10), u=np.full(10, np.nan)), "u"),
+        (dict(B=np.ones((10, 2)), u=lambda t: 1.0), "u"),
+        (dict(B=np.ones(10), u=lambda t: np.nan), "u"),
+        (dict(B=np.ones(10), u=lambda t: 1.0 if t < 0.5 else np.ones(2)), "u"),  # checked at every stage
+        (dict(B=np.ones(10), u="ramp"), "u"),
+        (dict(W=np.ones(9)), "W"),
+        (dict(W=np.ones((2, 11))), "W"),
+        (dict(W=np.full((2, 10), np.inf)), "W"),
+        (dict(input=np.ones(12)), "input"),
+    ],
+)
+def test_general_form_rejects_bad_input(kwargs, name):
+    args = dict(net=NET, g=0.5, N=10, T=1.0, dt=0.1)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        simulate(**args)
+
+
+def test_general_form_accepts_grid_samples_per_step_or_per_point():
+    base = dict(net=NET, g=0.5, N=10, T=1.0, dt=0.1, B=np.ones((10, 2)), rng=1)
+    per_step = simulate(**base, u=np.ones((10, 2)))
+    per_point = simulate(**base, u=np.ones((11, 2)))
+    callable_ = simulate(**base, u=lambda t: np.ones(2))
+    # constant u: same arithmetic whichever way it is given
+    np.testing.assert_array_equal(per_step.trajectory, per_point.trajectory)
+    np.testing.assert_array_equal(per_step.trajectory, callable_.trajectory)
+    # and u = 1 through B = 1 is the same as the model input I shifted by 2 (round-off)
+    shifted = dmf.RankOne(**STRUCTURED, MI=2.0)
+    ref = simulate(shifted, g=0.5, N=10, T=1.0, dt=0.1, rng=1)
+    np.testing.assert_allclose(per_step.trajectory, ref.trajectory, rtol=0, atol=1e-12)

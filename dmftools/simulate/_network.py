@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import sympy as sp
@@ -21,7 +21,7 @@ import sympy as sp
 from ..model import GaussianLowRank, X
 from ..numeric.compile import np_logcosh
 
-__all__ = ["NetworkRealisation", "draw_network", "normalise_rng", "compile_phi"]
+__all__ = ["NetworkRealisation", "draw_network", "normalise_rng", "normalise_seeds", "compile_phi"]
 
 RNGLike = Union[int, np.integer, np.random.Generator, np.random.SeedSequence, None]
 
@@ -55,6 +55,34 @@ def normalise_rng(rng: RNGLike) -> tuple[np.random.Generator, int]:
     else:
         raise TypeError(f"rng: expected an int, a numpy Generator or None, got {type(rng).__name__}")
     return np.random.default_rng(seed), seed
+
+
+def normalise_seeds(rng) -> Optional[list[int]]:
+    """The seeds of a multi-seed run, or ``None`` when ``rng`` is a single seed.
+
+    A list, tuple, range or 1-d integer array of anything :func:`normalise_rng` accepts is a
+    multi-seed run: one network per entry, each entry normalised to the integer seed that
+    reproduces it. The seeds must be distinct (standard errors assume independent draws).
+    A single seed (int, Generator, SeedSequence, None) is left for :func:`normalise_rng`,
+    and a Generator is not consumed here.
+
+    Examples
+    --------
+    >>> normalise_seeds([3, 1, 2]), normalise_seeds(range(2)), normalise_seeds(7) is None
+    ([3, 1, 2], [0, 1], True)
+    """
+    if isinstance(rng, np.ndarray):
+        if rng.ndim != 1 or not np.issubdtype(rng.dtype, np.integer):
+            raise TypeError(f"rng: an array of seeds must be 1-d and of integers, got {rng.dtype} shape {rng.shape}")
+        rng = rng.tolist()
+    if not isinstance(rng, (list, tuple, range)):
+        return None
+    if len(rng) == 0:
+        raise ValueError("rng: the sequence of seeds is empty")
+    seeds = [normalise_rng(entry)[1] for entry in rng]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"rng: the seeds must be distinct (independent networks), got {seeds}")
+    return seeds
 
 
 @functools.lru_cache(maxsize=64)
