@@ -16,8 +16,10 @@ Examples
 
 from .model import GaussianLowRank, RankOne, TransferFunction, X, transfer_function
 from .numeric import CompiledEquations
-from .simulate import GridSimulation, Simulation, simulate, simulate_grid
-from .solvers import Solution, SolveResult, solve
+from .simulate import (Estimate, GridSimulation, Simulation, SimulationEnsemble, pulse_input, simulate,
+                       simulate_grid, step_input)
+from .phase import PhaseDiagram, phase_diagram
+from .solvers import Solution, SolveResult, Transition, solve, transitions
 from .symbolic import GaussAvg, GaussCov, MeanFieldEquations, derive
 from .symbolic.stability import StabilityEquations, derive_stability
 
@@ -26,8 +28,9 @@ __version__ = "0.1.0"
 __all__ = [
     "GaussianLowRank", "RankOne", "TransferFunction", "transfer_function", "X",
     "derive", "MeanFieldEquations", "GaussAvg", "GaussCov", "derive_stability", "StabilityEquations",
-    "solve", "Solution", "SolveResult",
+    "solve", "Solution", "SolveResult", "transitions", "Transition", "phase_diagram", "PhaseDiagram",
     "CompiledEquations",
-    "simulate", "simulate_grid", "Simulation", "GridSimulation",
+    "simulate", "simulate_grid", "Simulation", "GridSimulation", "SimulationEnsemble", "Estimate",
+    "step_input", "pulse_input",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""Command-line interface: ``dmftools derive ...`` (also ``python -m dmftools``).
+"""Command-line interface: ``dmftools derive|solve|transitions|phase-diagram`` (also ``python -m dmftools``).
 
 Bad input exits with status 2 and a one-line message.
 """
@@ -10,6 +10,7 @@ import json
 import sys
 
 from .model import RankOne
+from .phase import REGIONS
 from .symbolic import derive
 from .symbolic.equations import to_latex
 
@@ -29,7 +30,90 @@ def build_parser() -> argparse.ArgumentParser:
         d.add_argument(f"--{name}", type=float, default=default, help=f"RankOne parameter (default {default})")
     d.add_argument("--format", default="text", choices=("text", "latex", "json"), help="output format")
     d.add_argument("--steps", action="store_true", help="also print the derivation steps")
+
+    def model_flags(p):
+        p.add_argument("--regime", default="current", choices=("current", "rate"))
+        p.add_argument("--phi", default="tanh", help="transfer function: tanh, erf or sigmoid (default tanh)")
+        for name, default in _RANK_ONE.items():
+            p.add_argument(f"--{name}", type=float, default=default, help=f"RankOne parameter (default {default})")
+
+    s = sub.add_parser("solve", help="every stationary and chaotic solution at one parameter point")
+    s.add_argument("--g", type=float, required=True, help="random connectivity strength")
+    s.add_argument("--state", default="both", choices=("both", "stationary", "chaotic"))
+    s.add_argument("--json", action="store_true", help="print the solutions as JSON")
+    model_flags(s)
+    t = sub.add_parser("transitions", help="located transitions along one parameter")
+    t.add_argument("--param", default="g", help="parameter to vary: g or a RankOne parameter (default g)")
+    t.add_argument("--span", type=float, nargs=2, default=(0.01, 4.0), metavar=("START", "STOP"))
+    t.add_argument("--samples", type=int, default=41, help="sweep resolution used to bracket transitions")
+    t.add_argument("--g", type=float, default=None, help="g, when --param is not g")
+    t.add_argument("--json", action="store_true")
+    model_flags(t)
+    pd = sub.add_parser("phase-diagram", help="theoretical phase diagram over g x overlap (PNG + NetCDF)")
+    pd.add_argument("--g-range", type=float, nargs=2, default=(0.01, 4.0), metavar=("MIN", "MAX"))
+    pd.add_argument("--g-num", type=int, default=25)
+    pd.add_argument("--overlap-range", type=float, nargs=2, default=(0.0, 4.0), metavar=("MIN", "MAX"))
+    pd.add_argument("--overlap-num", type=int, default=25)
+    pd.add_argument("--out", default="phase", help="output prefix: PREFIX.png and PREFIX.nc (default 'phase')")
+    pd.add_argument("--no-boundaries", action="store_true", help="skip locating the boundary curves")
+    model_flags(pd)
     return parser
+
+
+def _net(args):
+    return RankOne(**{k: getattr(args, k) for k in _RANK_ONE}, phi=args.phi)
+
+
+def _note(message):
+    if sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+
+
+def _solve(args) -> str:
+    from .solvers import solve
+
+    states = ("stationary", "chaotic") if args.state == "both" else (args.state,)
+    result = solve(_net(args), g=args.g, states=states, regime=args.regime)
+    if args.json:
+        return json.dumps([s.as_dict() for s in result], indent=2)
+    return repr(result)
+
+
+def _transitions(args) -> str:
+    from .solvers import transitions
+
+    ts = transitions(_net(args), args.param, tuple(args.span), g=args.g, regime=args.regime, samples=args.samples)
+    if args.json:
+        return json.dumps([t.as_dict() for t in ts], indent=2)
+    return "\n".join(str(t) for t in ts) if ts else "no transitions found"
+
+
+def _phase_diagram(args) -> str:
+    import numpy as np
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .phase import phase_diagram
+
+    for name in ("g_num", "overlap_num"):
+        if getattr(args, name) < 2:
+            raise ValueError(f"--{name.replace('_', '-')}: must be >= 2")
+    g = np.linspace(*args.g_range, args.g_num)
+    overlap = np.linspace(*args.overlap_range, args.overlap_num)
+    _note(f"solving {g.size} x {overlap.size} points (stationary and chaotic, all branches) ...")
+    pd = phase_diagram(_net(args), g=g, overlap=overlap, regime=args.regime, boundaries=not args.no_boundaries)
+    fig, _ = pd.plot()
+    fig.savefig(f"{args.out}.png", dpi=130, bbox_inches="tight")
+    written = [f"{args.out}.png"]
+    try:
+        pd.to_xarray().to_netcdf(f"{args.out}.nc")
+        written.append(f"{args.out}.nc")
+    except ImportError:
+        np.savez(f"{args.out}.npz", g=pd.g, overlap=pd.overlap, region=pd.region)
+        written.append(f"{args.out}.npz (install the xarray extra for NetCDF)")
+    counts = {name: int((pd.region == code).sum()) for code, name in REGIONS.items() if (pd.region == code).any()}
+    return "wrote " + ", ".join(written) + "\nregions (grid points): " + json.dumps(counts)
 
 
 def _derive(args) -> str:
@@ -52,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    handlers = {"derive": _derive, "solve": _solve, "transitions": _transitions, "phase-diagram": _phase_diagram}
     try:
-        text = _derive(args)
+        text = handlers[args.command](args)
     except (ValueError, TypeError) as exc:
         print(f"dmftools: error: {exc}", file=sys.stderr)
         return 2

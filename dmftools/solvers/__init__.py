@@ -6,5 +6,6 @@ Jacobians only; nothing here imports matplotlib.
 
 from ._results import Solution, SolveResult, StateSolutions
 from ._solve import solve
+from ._transitions import Transition, transitions
 
-__all__ = ["solve", "Solution", "SolveResult", "StateSolutions"]
+__all__ = ["solve", "Solution", "SolveResult", "StateSolutions", "transitions", "Transition"]

@@ -100,7 +100,7 @@ def derive_stability(eqs: MeanFieldEquations) -> StabilityEquations:
     >>> eqs = dmf.derive(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0))
     >>> st = dmf.derive_stability(eqs)
     >>> print(st.radius)
-    g*sqrt([Derivative(phi(x), x)**2](mu, Delta_0))
+    g*sqrt([phi'**2](mu, Delta_0))
     >>> st.matrix.shape
     (3, 3)
     """

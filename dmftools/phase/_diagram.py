@@ -1,0 +1,240 @@
+"""Theoretical phase diagrams in the (g, structure strength) plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import GaussianLowRank
+from ..solvers._results import classify_stationary
+from ..solvers._solve import compiled, prepare_parameters, solve
+from ..solvers._transitions import located_transitions
+
+__all__ = ["PhaseDiagram", "phase_diagram", "REGIONS"]
+
+#: Region codes of :attr:`PhaseDiagram.region` (M&O 2018, Fig. 1).
+REGIONS = {0: "homogeneous stationary", 1: "structured stationary", 2: "homogeneous chaotic",
+           3: "structured chaotic", -1: "no solution found"}
+
+#: Boundary names per transition kind and the state it lives on.
+_BOUNDARY_NAMES = {
+    ("chaos-onset", "stationary"): "stationary -> chaotic (g^2 [phi'^2] = 1)",
+    ("stationary-bifurcation", "stationary"): "stationary bifurcation (outlier = 1)",
+    ("chaotic-bifurcation", "chaotic"): "chaotic bifurcation (structured chaos ends)",
+}
+
+
+@dataclass
+class PhaseDiagram:
+    """A theoretical phase diagram over ``g`` x overlap ``m^T n / N``.
+
+    Attributes
+    ----------
+    g, overlap : ndarray
+        Grid axes.
+    region : ndarray of int, shape (len(g), len(overlap))
+        Codes of :data:`REGIONS`.
+    solutions : SolveResult
+        Every solution on the grid (both states), with stability.
+    boundaries : dict
+        ``name -> (g array, overlap array)``: points located on the boundaries by the
+        augmented systems (one per grid row/column crossing), named by transition kind
+        and by the branch it was located on; plotted as points.
+    net, regime : model and regime; ``varied`` names the parameter that sets the overlap.
+    """
+
+    g: np.ndarray
+    overlap: np.ndarray
+    region: np.ndarray
+    solutions: object
+    boundaries: dict
+    net: GaussianLowRank
+    regime: str
+    varied: str
+
+    def boundary_curves(self) -> dict:
+        """``{name: (g, overlap)}`` for overlays (e.g. :meth:`GridSimulation.plot`)."""
+        return dict(self.boundaries)
+
+    def plot(self, ax=None, *, boundaries: bool = True, legend: bool = True):
+        """Regions as a colour map and the located boundary curves; returns ``(fig, ax)``.
+
+        Never calls ``plt.show()``.
+
+        Examples
+        --------
+        >>> import numpy as np, dmftools as dmf
+        >>> pd = dmf.phase_diagram(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0),
+        ...                        g=np.linspace(0.2, 2.6, 7), overlap=np.linspace(0.2, 3.4, 5))
+        >>> fig, ax = pd.plot()
+        >>> ax.get_xlabel()
+        'g'
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        else:
+            fig = ax.figure
+        colors = ["#d9d9d9", "#f2f2f2", "#9ecae1", "#fdae6b", "#fd8d3c"]  # -1, 0, 1, 2, 3
+        cmap = ListedColormap(colors)
+        norm = BoundaryNorm(np.arange(-1.5, 4.5), cmap.N)
+        ax.pcolormesh(self.g, self.overlap, self.region.T, cmap=cmap, norm=norm, shading="nearest")
+        if boundaries:
+            for name, (gb, ob) in self.boundaries.items():
+                if len(gb):
+                    ax.plot(gb, ob, "o", ms=2.5, label=name)
+        ax.set_xlabel("g")
+        ax.set_ylabel("structure strength $m^T n / N$")
+        present = sorted(set(np.unique(self.region)))
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colors[c + 1]) for c in present]
+        labels = [REGIONS[c] for c in present]
+        if legend:
+            lines, line_labels = ax.get_legend_handles_labels()
+            ax.legend(handles + lines, labels + line_labels, fontsize=7, loc="upper right")
+        ax.set_xlim(self.g.min(), self.g.max())
+        ax.set_ylim(self.overlap.min(), self.overlap.max())
+        return fig, ax
+
+    def to_xarray(self):
+        """A labelled :class:`xarray.Dataset`: ``region`` over ``(g, overlap)``, every
+        solution variable, branch labels and ``found`` masks, boundary points, and attrs.
+
+        Needs the ``xarray`` extra.
+        """
+        ds = self.solutions.to_xarray()
+        ds = ds.rename({d: n for d, n in zip(self._dims(ds), ("g", "overlap")) if d != n})
+        ds = ds.assign_coords(g=("g", self.g), overlap=("overlap", self.overlap))
+        ds["region"] = (("g", "overlap"), self.region)
+        ds["region"].attrs["codes"] = "; ".join(f"{k}: {v}" for k, v in REGIONS.items())
+        for i, (name, (gb, ob)) in enumerate(self.boundaries.items()):
+            dim = f"boundary{i}_point"
+            ds[f"boundary{i}_g"] = ((dim,), np.asarray(gb))
+            ds[f"boundary{i}_overlap"] = ((dim,), np.asarray(ob))
+            ds[f"boundary{i}_g"].attrs["name"] = name
+        ds.attrs["overlap_varied_through"] = self.varied
+        return ds
+
+    def _dims(self, ds):
+        for name in ("stationary_found", "chaotic_found"):
+            if name in ds:
+                return ds[name].dims[1:]
+        return ()
+
+
+def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "current",
+                  spacing: float | None = None, boundaries: bool = True, **params) -> PhaseDiagram:
+    r"""Theoretical phase diagram over ``g`` x structure strength ``m^T n / N``.
+
+    Every grid point is solved (stationary and chaotic, all branches, stability) by
+    :func:`dmftools.solve` in one vectorised pass, and labelled with the four regions of
+    M&O 2018 Fig. 1. Boundaries are located point by point along each grid row and
+    column by the augmented systems of :func:`dmftools.transitions` (so their points are
+    exact to ~1e-12, independent of the grid resolution).
+
+    The overlap is varied through ``Mn`` (unit rank): ``Mn = (overlap - Cov(m, n)) / Mm``.
+
+    Parameters
+    ----------
+    net : GaussianLowRank
+        Unit-rank model with ``Mm != 0``.
+    g, overlap : array_like
+        Increasing 1-D axes (defaults: ``linspace(0.01, 4, 41)`` and ``linspace(0, 4, 41)``).
+    regime : {"current", "rate"}
+    spacing : float, optional
+        Quadrature lattice spacing.
+    boundaries : bool
+        Locate the boundary curves (the most expensive part on fine grids).
+    **params
+        Other model parameters (scalars).
+
+    Returns
+    -------
+    PhaseDiagram
+
+    Examples
+    --------
+    >>> import numpy as np, dmftools as dmf
+    >>> net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    >>> pd = dmf.phase_diagram(net, g=np.linspace(0.2, 2.6, 7), overlap=np.linspace(0.2, 3.4, 5))
+    >>> pd.region.shape
+    (7, 5)
+    >>> sorted(pd.boundaries)[0]
+    'chaotic bifurcation (structured chaos ends), kappa = 0 branch'
+    """
+    if not isinstance(net, GaussianLowRank):
+        raise TypeError(f"net: expected a GaussianLowRank, got {type(net).__name__}")
+    if net.rank != 1:
+        raise ValueError(f"net: phase diagrams over the overlap need a unit-rank model, got rank {net.rank}")
+    mm = float(params.get("Mm", net.means[0]))
+    if mm == 0:
+        raise ValueError("Mm: must be non-zero (the overlap is varied through Mn = (overlap - Cov(m, n)) / Mm)")
+    g = np.linspace(0.01, 4.0, 41) if g is None else g
+    overlap = np.linspace(0.0, 4.0, 41) if overlap is None else overlap
+    axes = {}
+    for name, a in (("g", g), ("overlap", overlap)):
+        try:
+            arr = np.asarray(a, dtype=float)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}: expected a 1-D array of numbers") from None
+        if arr.ndim != 1 or arr.size < 2:
+            raise ValueError(f"{name}: must be a 1-D array with at least 2 values, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}: must be finite")
+        if not np.all(np.diff(arr) > 0):
+            raise ValueError(f"{name}: must be strictly increasing")
+        axes[name] = arr
+    g, overlap = axes["g"], axes["overlap"]
+    if g[0] < 0:
+        raise ValueError("g: must be >= 0")
+    if g.size * overlap.size > 250_000:
+        raise ValueError(f"g/overlap: {g.size} x {overlap.size} points is more than one diagram handles "
+                         "(250000); use a coarser grid")
+    if "Mn" in params:
+        raise TypeError("Mn: set by the overlap axis in a phase diagram; do not pass it")
+    cov_mn = float(net.cov[0, 1])
+    mn = (overlap - cov_mn) / mm
+    gg, mnn = np.meshgrid(g, mn, indexing="ij")
+    result = solve(net, g=gg, regime=regime, spacing=spacing, Mn=mnn, **params)
+    region = classify_stationary(result["stationary"], result["chaotic"])
+    curves: dict = {}
+    if boundaries:
+        cf = compiled(net, "stationary", regime, spacing)
+        _, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
+        shape = gg.shape
+
+        def sub(index):
+            from ..solvers._results import SolveResult, StateSolutions
+
+            states = {}
+            for st, ss in result.states.items():
+                vals = {k: v[(slice(None),) + index] for k, v in ss.values.items()}
+                outl = None if ss.outliers is None else ss.outliers[(slice(None),) + index]
+                states[st] = StateSolutions(ss.state, ss.unknowns, ss.branches, vals,
+                                            ss.found[(slice(None),) + index], outl)
+            sub_flat = {k: v.reshape(shape)[index] for k, v in flat.items()}
+            return SolveResult(net, regime, sub_flat["g"].shape, sub_flat, states), sub_flat
+
+        for j in range(overlap.size):  # along g at fixed overlap
+            res, sub_flat = sub((slice(None), j))
+            for t in located_transitions(net, res, "g", g, sub_flat, regime=regime, spacing=spacing):
+                _add(curves, t, t.value, overlap[j])
+        for i in range(g.size):  # along the overlap at fixed g
+            res, sub_flat = sub((i, slice(None)))
+            for t in located_transitions(net, res, "Mn", mn, sub_flat, regime=regime, spacing=spacing):
+                _add(curves, t, g[i], t.value * mm + cov_mn)
+    boundaries_out = {}
+    for name, pts in curves.items():
+        pts = np.array(sorted(set(pts)))
+        order = np.lexsort((pts[:, 0], pts[:, 1]))
+        boundaries_out[name] = (pts[order, 0], pts[order, 1])
+    return PhaseDiagram(g, overlap, region, result, boundaries_out, net, regime, "Mn")
+
+
+def _add(curves, t, g_value, overlap_value):
+    name = _BOUNDARY_NAMES.get((t.kind, t.state), t.kind)
+    branches = set("/".join(t.branches).split("/"))
+    name += ", kappa = 0 branch" if branches <= {"central", "central_2"} else ", structured branch"
+    curves.setdefault(name, []).append((round(float(g_value), 12), round(float(overlap_value), 12)))
