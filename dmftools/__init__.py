@@ -19,7 +19,7 @@ from .numeric import CompiledEquations
 from .simulate import (Estimate, GridSimulation, Simulation, SimulationEnsemble, pulse_input, simulate,
                        simulate_grid, step_input)
 from .phase import PhaseDiagram, phase_diagram
-from .solvers import Solution, SolveResult, Transition, solve, transitions
+from .solvers import Branch, ContinuationResult, Event, Solution, SolveResult, Transition, continuation, solve, transitions
 from .symbolic import GaussAvg, GaussCov, MeanFieldEquations, derive
 from .symbolic.stability import StabilityEquations, derive_stability
 
@@ -28,7 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "GaussianLowRank", "RankOne", "TransferFunction", "transfer_function", "X",
     "derive", "MeanFieldEquations", "GaussAvg", "GaussCov", "derive_stability", "StabilityEquations",
-    "solve", "Solution", "SolveResult", "transitions", "Transition", "phase_diagram", "PhaseDiagram",
+    "solve", "Solution", "SolveResult", "transitions", "Transition",
+    "continuation", "ContinuationResult", "Branch", "Event", "phase_diagram", "PhaseDiagram",
     "CompiledEquations",
     "simulate", "simulate_grid", "Simulation", "GridSimulation", "SimulationEnsemble", "Estimate",
     "step_input", "pulse_input",

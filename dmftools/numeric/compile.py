@@ -327,7 +327,9 @@ class CompiledEquations:
         """Lazily compiled functions of the ordered arguments (unknowns, then parameters).
 
         ``"system"``: solver residuals and their Jacobian in one pass (shared quadrature);
-        ``"stability"``: bulk radius and outlier matrix (stationary equations).
+        ``"stability"``: bulk radius and outlier matrix (stationary equations);
+        ``"parameters"``: derivatives of the solver residuals with respect to every
+        parameter (continuation).
         """
         if kind not in self._cache:
             eqs = self.equations
@@ -340,6 +342,9 @@ class CompiledEquations:
 
                 st = derive_stability(eqs)
                 exprs = (eqs.concrete(st.radius),) + tuple(eqs.concrete(m) for m in st.matrix)
+            elif kind == "parameters":
+                jac = eqs.solver_residuals.jacobian(list(eqs.parameters.values()))
+                exprs = tuple(eqs.concrete(j) for j in jac)
             else:  # pragma: no cover - internal
                 raise ValueError(kind)
             self._cache[kind] = compile_expressions(exprs, args, **self._options())
@@ -358,6 +363,13 @@ class CompiledEquations:
         n = len(self.unknowns)
         out = np.stack(np.broadcast_arrays(*self._compiled("system")(*ordered)))
         return out[:n], out[n:].reshape((n, n) + out.shape[1:])
+
+    def parameter_jacobian(self, ordered: list):
+        """``d F_i / d p_j`` of the solver residuals, shape ``(n, n_params, *batch)``, the
+        parameters in the order of ``equations.parameters`` (numpy backend, no validation)."""
+        n = len(self.unknowns)
+        out = np.stack(np.broadcast_arrays(*self._compiled("parameters")(*ordered)))
+        return out.reshape((n, -1) + out.shape[1:])
 
     def stability(self, ordered: list):
         """Bulk radius ``(*batch)`` and outlier matrix ``(k, k, *batch)`` (stationary, numpy)."""

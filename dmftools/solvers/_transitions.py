@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import root
 
+from ._checks import check_int, check_param, check_span
 from ._solve import compiled, prepare_parameters, solve
 
 __all__ = ["Transition", "transitions", "locate"]
@@ -189,26 +190,10 @@ def transitions(net, param: str = "g", span=(0.01, 4.0), *, g=None, regime: str 
     >>> [(t.kind, round(t.value, 6)) for t in ts]
     [('chaos-onset', 1.795899), ('stationary-bifurcation', 2.059319), ('chaotic-bifurcation', 2.135792)]
     """
-    try:
-        lo, hi = (float(v) for v in span)
-    except (TypeError, ValueError):
-        raise TypeError(f"span: expected two numbers (start, stop), got {span!r}") from None
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"span: must be finite, got {span!r}")
-    if not lo < hi:
-        raise ValueError(f"span: must be increasing (start < stop), got {span!r}")
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 3:
-        raise ValueError(f"samples: must be an integer >= 3, got {samples!r}")
-    if param == "g":
-        if g is not None:
-            raise TypeError("g: do not pass g when param='g' (it is the swept parameter)")
-        if lo < 0:
-            raise ValueError(f"span: g must be >= 0, got {span!r}")
-    elif g is None:
-        raise TypeError(f"g: required when param={param!r}")
+    lo, hi = check_span(span, param)
+    samples = check_int("samples", samples, 3)
     cf_stat = compiled(net, "stationary", regime, spacing)
-    if param != "g" and param not in cf_stat.equations.parameters:
-        raise ValueError(f"param: must be 'g' or one of {tuple(cf_stat.equations.parameters)[1:]}, got {param!r}")
+    check_param(param, g, cf_stat.equations.parameters)
     grid = np.linspace(lo, hi, int(samples))
     sweep_kw = dict(params)
     if param == "g":
