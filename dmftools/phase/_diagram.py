@@ -9,21 +9,13 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..solvers._results import classify_stationary
 from ..solvers._solve import compiled, prepare_parameters, solve
-from ..solvers._transitions import located_transitions
+from ._boundaries import trace_boundaries
 
 __all__ = ["PhaseDiagram", "phase_diagram", "REGIONS"]
 
 #: Region codes of :attr:`PhaseDiagram.region` (M&O 2018, Fig. 1).
 REGIONS = {0: "homogeneous stationary", 1: "structured stationary", 2: "homogeneous chaotic",
            3: "structured chaotic", -1: "no solution found"}
-
-#: Boundary names per transition kind and the state it lives on.
-_BOUNDARY_NAMES = {
-    ("chaos-onset", "stationary"): "stationary -> chaotic (g^2 [phi'^2] = 1)",
-    ("stationary-bifurcation", "stationary"): "stationary bifurcation (outlier = 1)",
-    ("chaotic-bifurcation", "chaotic"): "chaotic bifurcation (structured chaos ends)",
-}
-
 
 @dataclass
 class PhaseDiagram:
@@ -38,9 +30,10 @@ class PhaseDiagram:
     solutions : SolveResult
         Every solution on the grid (both states), with stability.
     boundaries : dict
-        ``name -> (g array, overlap array)``: points located on the boundaries by the
-        augmented systems (one per grid row/column crossing), named by transition kind
-        and by the branch it was located on; plotted as points.
+        ``name -> (g array, overlap array)``: boundary curves traced by two-parameter
+        continuation of the augmented systems (every point exact to the corrector
+        tolerance), named by transition kind and by the branch they lie on; separate
+        curves of one boundary are joined with NaN. Plotted as lines.
     net, regime : model and regime; ``varied`` names the parameter that sets the overlap.
     """
 
@@ -75,7 +68,7 @@ class PhaseDiagram:
         from matplotlib.colors import BoundaryNorm, ListedColormap
 
         if ax is None:
-            fig, ax = plt.subplots(figsize=(5.5, 4.5))
+            fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
         else:
             fig = ax.figure
         colors = ["#d9d9d9", "#f2f2f2", "#9ecae1", "#fdae6b", "#fd8d3c"]  # -1, 0, 1, 2, 3
@@ -85,7 +78,7 @@ class PhaseDiagram:
         if boundaries:
             for name, (gb, ob) in self.boundaries.items():
                 if len(gb):
-                    ax.plot(gb, ob, "o", ms=2.5, label=name)
+                    ax.plot(gb, ob, "-", lw=1.5, label=name)
         ax.set_xlabel("g")
         ax.set_ylabel("structure strength $m^T n / N$")
         present = sorted(set(np.unique(self.region)))
@@ -93,7 +86,8 @@ class PhaseDiagram:
         labels = [REGIONS[c] for c in present]
         if legend:
             lines, line_labels = ax.get_legend_handles_labels()
-            ax.legend(handles + lines, labels + line_labels, fontsize=7, loc="upper right")
+            ax.legend(handles + lines, labels + line_labels, fontsize=7, loc="upper left",
+                      bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         ax.set_xlim(self.g.min(), self.g.max())
         ax.set_ylim(self.overlap.min(), self.overlap.max())
         return fig, ax
@@ -130,9 +124,10 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
 
     Every grid point is solved (stationary and chaotic, all branches, stability) by
     :func:`dmftools.solve` in one vectorised pass, and labelled with the four regions of
-    M&O 2018 Fig. 1. Boundaries are located point by point along each grid row and
-    column by the augmented systems of :func:`dmftools.transitions` (so their points are
-    exact to ~1e-12, independent of the grid resolution).
+    M&O 2018 Fig. 1. Boundaries are curves: transitions located along a few grid rows
+    and columns (augmented systems of :func:`dmftools.transitions`) seed a two-parameter
+    pseudo-arclength continuation of each transition condition in ``(g, Mn)``, so every
+    point of a curve solves its augmented system to ~1e-13, independent of the grid.
 
     The overlap is varied through ``Mn`` (unit rank): ``Mn = (overlap - Cov(m, n)) / Mm``.
 
@@ -162,7 +157,7 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     >>> pd.region.shape
     (7, 5)
     >>> sorted(pd.boundaries)[0]
-    'chaotic bifurcation (structured chaos ends), kappa = 0 branch'
+    'chaotic bifurcation (structured chaos ends)'
     """
     if not isinstance(net, GaussianLowRank):
         raise TypeError(f"net: expected a GaussianLowRank, got {type(net).__name__}")
@@ -199,42 +194,15 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     gg, mnn = np.meshgrid(g, mn, indexing="ij")
     result = solve(net, g=gg, regime=regime, spacing=spacing, Mn=mnn, **params)
     region = classify_stationary(result["stationary"], result["chaotic"])
-    curves: dict = {}
+    boundaries_out = {}
     if boundaries:
         cf = compiled(net, "stationary", regime, spacing)
         _, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
-        shape = gg.shape
-
-        def sub(index):
-            from ..solvers._results import SolveResult, StateSolutions
-
-            states = {}
-            for st, ss in result.states.items():
-                vals = {k: v[(slice(None),) + index] for k, v in ss.values.items()}
-                outl = None if ss.outliers is None else ss.outliers[(slice(None),) + index]
-                states[st] = StateSolutions(ss.state, ss.unknowns, ss.branches, vals,
-                                            ss.found[(slice(None),) + index], outl)
-            sub_flat = {k: v.reshape(shape)[index] for k, v in flat.items()}
-            return SolveResult(net, regime, sub_flat["g"].shape, sub_flat, states), sub_flat
-
-        for j in range(overlap.size):  # along g at fixed overlap
-            res, sub_flat = sub((slice(None), j))
-            for t in located_transitions(net, res, "g", g, sub_flat, regime=regime, spacing=spacing):
-                _add(curves, t, t.value, overlap[j])
-        for i in range(g.size):  # along the overlap at fixed g
-            res, sub_flat = sub((i, slice(None)))
-            for t in located_transitions(net, res, "Mn", mn, sub_flat, regime=regime, spacing=spacing):
-                _add(curves, t, g[i], t.value * mm + cov_mn)
-    boundaries_out = {}
-    for name, pts in curves.items():
-        pts = np.array(sorted(set(pts)))
-        order = np.lexsort((pts[:, 0], pts[:, 1]))
-        boundaries_out[name] = (pts[order, 0], pts[order, 1])
+        curves = trace_boundaries(net, result, g, mn, flat, mm=mm, cov_mn=cov_mn, regime=regime, spacing=spacing)
+        for name in sorted(curves):
+            # separate curves of one boundary are joined with NaN (lines break there)
+            parts = [np.vstack([c, [np.nan, np.nan]]) for c in curves[name]]
+            joined = np.vstack(parts)[:-1]
+            boundaries_out[name] = (joined[:, 0], joined[:, 1])
     return PhaseDiagram(g, overlap, region, result, boundaries_out, net, regime, "Mn")
 
-
-def _add(curves, t, g_value, overlap_value):
-    name = _BOUNDARY_NAMES.get((t.kind, t.state), t.kind)
-    branches = set("/".join(t.branches).split("/"))
-    name += ", kappa = 0 branch" if branches <= {"central", "central_2"} else ", structured branch"
-    curves.setdefault(name, []).append((round(float(g_value), 12), round(float(overlap_value), 12)))

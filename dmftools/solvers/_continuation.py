@@ -18,7 +18,7 @@ branch to the corrector tolerance:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..model import GaussianLowRank
 from ._arclength import Curve, CurvePoint, trace
 from ._checks import STATES, check_int, check_net, check_param, check_regime, check_span, check_states
 from ._solve import compiled, prepare_parameters, solve
-from ._transitions import locate
+from ._transitions import RESOLVED_GAP, locate
 
 __all__ = ["Event", "Branch", "ContinuationResult", "continuation", "EVENT_KINDS"]
 
@@ -429,9 +429,6 @@ def continuation(net: GaussianLowRank, param: str = "g", span=(0.01, 4.0), *, g=
                               branches, _merge_events(events))
 
 
-#: Chaotic events closer than this (relative gap) to a collapse onto a fixed point are not
-#: resolved: the divided energy equation is singular there.
-RESOLVED_GAP = 1e-3
 
 
 def _unresolved(eq, z):

@@ -10,6 +10,8 @@ __all__ = ["Solution", "StateSolutions", "SolveResult", "classify_stationary"]
 
 #: |kappa| below this counts as the homogeneous (kappa = 0) solution.
 KAPPA_ZERO = 1e-8
+#: Stability margin of the region map: eigenvalues within this of 1 count as stable.
+MARGINAL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -249,11 +251,17 @@ class StateSolutions:
 
 def classify_stationary(stat: StateSolutions, chaotic: StateSolutions | None) -> np.ndarray:
     """Region per grid point: 0 homogeneous stationary, 1 structured stationary,
-    2 homogeneous chaotic, 3 structured chaotic, -1 none found."""
+    2 homogeneous chaotic, 3 structured chaotic, -1 none found.
+
+    A fixed point that is marginally stable to within :data:`MARGINAL` (bulk radius or an
+    outlier equal to 1, as on a grid line through a bifurcation) counts as stable here.
+    """
     shape = stat.found.shape[1:]
     region = np.full(shape, -1, dtype=int)
     kap = np.max(np.abs(stat.kappa()), axis=0)
-    stable = stat.found & stat.values["stable"]
+    with np.errstate(invalid="ignore"):
+        marginal = (stat.values["radius"] < 1 + MARGINAL) & ~(stat.values["outlier"] >= 1 + MARGINAL)
+    stable = stat.found & (stat.values["stable"] | marginal)
     structured_stable = np.any(stable & (kap > KAPPA_ZERO), axis=0)
     homogeneous_stable = np.any(stable & (kap <= KAPPA_ZERO), axis=0)
     if chaotic is not None:

@@ -28,6 +28,10 @@ from ._solve import compiled, prepare_parameters, solve
 __all__ = ["Transition", "transitions", "locate"]
 
 KINDS = ("chaos-onset", "stationary-bifurcation", "chaotic-bifurcation")
+#: Chaotic transitions closer than this (relative gap Delta_0 - Delta_inf) to a collapse onto
+#: a fixed point are not resolved: the energy equation divided by the gap is singular there
+#: and the determinant of its Jacobian changes sign spuriously.
+RESOLVED_GAP = 1e-3
 
 
 @dataclass(frozen=True)
@@ -87,67 +91,171 @@ def _condition(kind, cf, cf_stat, ordered):
     return np.linalg.det(np.moveaxis(J, -1, 0))
 
 
+class Augmented:
+    """The mean-field equations of ``state`` augmented by the condition of ``kind``, batched.
+
+    Variables ``w`` are the unknowns (without the ``frozen`` rows, held at 0) followed by
+    the parameters named in ``free`` (one for a transition point, two for a boundary
+    curve); the other parameters are fixed at ``base``. Calling it on ``(m, B)`` columns
+    gives the ``(m - len(free) + 1, B)`` values of the equations and the condition, NaN
+    outside the domain (negative variance, ``Delta_inf >= Delta_0``, ``g < 0``).
+    """
+
+    def __init__(self, net, kind, state, base, free, frozen=(), *, regime="current", spacing=None):
+        if kind not in KINDS:
+            raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
+        self.cf = compiled(net, state, regime, spacing)
+        self.cf_stat = compiled(net, "stationary", regime, spacing)
+        self.kind = kind
+        self.chaotic = state == "chaotic"
+        self.n = len(self.cf.unknowns)
+        self.names = list(self.cf.equations.parameters)
+        self.base = dict(base)
+        self.params = list(free)
+        self.frozen = list(frozen)
+        self.rows = [i for i in range(self.n) if i not in self.frozen]
+        self.kappa_rows = list(range(self.n - self.cf.equations.model.rank, self.n))
+
+    @property
+    def variables(self):
+        return self.rows + [self.n + k for k in range(len(self.params))]
+
+    def full(self, w):
+        """``(n + len(free), B)``: unknowns (frozen rows 0) then the free parameters."""
+        w = np.atleast_2d(np.asarray(w, dtype=float).T).T
+        z = np.zeros((self.n + len(self.params), w.shape[1]))
+        z[self.variables] = w
+        return z
+
+    def ordered(self, z):
+        B = z.shape[1]
+        values = {k: np.full(B, float(v)) for k, v in self.base.items()}
+        for k, name in enumerate(self.params):
+            values[name] = z[self.n + k]
+        return list(z[: self.n]) + [values[k] for k in self.names], values
+
+    def __call__(self, w):
+        z = self.full(w)
+        o, values = self.ordered(z)
+        bad = (z[1] < 0) | (values["g"] < 0) | ~np.all(np.isfinite(z), axis=0)
+        if self.chaotic:
+            bad |= (z[2] < 0) | ~(z[1] - z[2] > 0)
+        out = np.full((len(self.rows) + 1, z.shape[1]), np.nan)
+        ok = ~bad
+        if np.any(ok):
+            with np.errstate(all="ignore"):
+                o = [a[ok] for a in o]
+                F, _ = self.cf.system(o)
+                c = _condition(self.kind, self.cf, self.cf_stat, o)
+            out[:, ok] = np.vstack([F[self.rows], c])
+        return out
+
+    def H(self, w):
+        return self(w)[:, 0]
+
+    def jacobian(self, w):
+        """Central differences, all columns in one batched evaluation; one-sided where a
+        variable sits on its bound (e.g. ``Delta_inf = 0``)."""
+        w = np.asarray(w, dtype=float)
+        m1 = w.size
+        h = 1e-7 * (1 + np.abs(w))
+        cols = np.repeat(w[:, None], 2 * m1 + 1, axis=1)
+        idx = np.arange(m1)
+        cols[idx, 2 * idx] += h
+        cols[idx, 2 * idx + 1] -= h
+        vals = self(cols)
+        plus, minus, centre = vals[:, 0:-1:2], vals[:, 1:-1:2], vals[:, -1:]
+        return np.where(np.isfinite(minus), (plus - minus) / (2 * h), (plus - centre) / h)
+
+    def project(self, w):
+        z = self.full(w)[:, 0]
+        z[1] = max(z[1], 0.0)
+        if self.chaotic:
+            z[2] = max(z[2], 0.0)
+        for k, name in enumerate(self.params):
+            if name == "g":
+                z[self.n + k] = max(z[self.n + k], 0.0)
+        return z[self.variables]
+
+    def frozen_rows(self, u0, p0):
+        """kappa rows to hold at 0: a bifurcation from a branch on which kappa = 0 is an
+        exact solution for all parameters (a pitchfork is regular only within that
+        subspace: the determinant is even in kappa)."""
+        if self.kind == "chaos-onset" or np.any(np.abs(np.asarray(u0)[self.kappa_rows]) > 1e-8):
+            return []
+        u = np.array(u0, dtype=float)
+        u[self.kappa_rows] = 0.0
+        F = self(np.r_[u, p0])[: self.n, 0]
+        return self.kappa_rows if np.all(np.abs(F[self.kappa_rows]) <= 1e-12) else []
+
+
+def _newton(aug, w, maxiter=30):
+    """Newton on a square augmented system with the batched finite-difference Jacobian.
+
+    Steps are capped at half the size of the iterate (a start from a sampled bracket can
+    be far from the root, and huge variances make every evaluation expensive); it gives
+    up when the residual has not halved in 6 iterations.
+    """
+    best, best_norm = w, np.inf
+    since = 0
+    for _ in range(maxiter):
+        F = aug.H(w)
+        norm = float(np.max(np.abs(F))) if np.all(np.isfinite(F)) else np.inf
+        if norm < 0.5 * best_norm:
+            since = 0
+        else:
+            since += 1
+        if norm < best_norm:
+            best, best_norm = w, norm
+        if norm <= 1e-15 or not np.isfinite(norm) or since > 6:
+            break
+        try:
+            dw = np.linalg.solve(aug.jacobian(w), -F)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(dw)):
+            break
+        dw /= max(1.0, float(np.max(np.abs(dw) / (0.5 * (1 + np.abs(w))))))
+        w = aug.project(w + dw)
+        if np.max(np.abs(dw)) <= 1e-15 * (1 + np.max(np.abs(w))):
+            F = aug.H(w)
+            norm = float(np.max(np.abs(F))) if np.all(np.isfinite(F)) else np.inf
+            if norm < best_norm:
+                best, best_norm = w, norm
+            break
+    return best, best_norm
+
+
 def locate(net, kind, state, u0, param, p0, params, *, regime="current", spacing=None, xtol=1e-14):
     """Solve the augmented system of ``kind`` from ``(u0, p0)``; returns (u, p, residual, ok, message).
 
-    ``params`` holds every parameter (scalars) by name, including ``g``.
+    ``params`` holds every parameter (scalars) by name, including ``g``. Newton's method
+    with a batched finite-difference Jacobian; MINPACK's ``hybr`` if it does not converge.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind: must be one of {KINDS}, got {kind!r}")
-    cf = compiled(net, state, regime, spacing)
-    cf_stat = compiled(net, "stationary", regime, spacing)
-    names = list(cf.equations.parameters)
-    n = len(cf.unknowns)
+    base = {k: float(v) for k, v in params.items() if k != param}
+    aug = Augmented(net, kind, state, base, [param], regime=regime, spacing=spacing)
+    aug.frozen = aug.frozen_rows(u0, p0)
+    aug.rows = [i for i in range(aug.n) if i not in aug.frozen]
+    w0 = np.r_[np.asarray(u0, dtype=float)[aug.rows], float(p0)]
+    w, residual = _newton(aug, aug.project(w0))
+    message = "Newton converged"
+    if not residual < 1e-12:
 
-    def ordered(z):
-        values = dict(params)
-        values[param] = z[n]
-        return [np.array([v]) for v in z[:n]] + [np.array([float(values[k])]) for k in names]
+        def fun(y):
+            v = aug.H(aug.project(y))
+            return np.where(np.isfinite(v), v, 1e6)
 
-    def augmented(z):
-        # variances are clipped to the domain (a zero delta_inf is a legitimate solution,
-        # and the finite-difference steps of hybr must not leave the domain)
-        z = np.array(z, dtype=float)
-        z[1] = max(z[1], 0.0)
-        if state == "chaotic":
-            z[2] = max(z[2], 0.0)
-            if z[2] >= z[1]:
-                return np.full(n + 1, 1e6)
-        if param == "g":
-            z[n] = max(z[n], 0.0)
-        with np.errstate(all="ignore"):
-            o = ordered(z)
-            F, _ = cf.system(o)
-            c = _condition(kind, cf, cf_stat, o)
-        return np.r_[F[:, 0], c[0]]
-
-    z0 = np.r_[np.asarray(u0, dtype=float), float(p0)]
-    kappa_rows = list(range(n - cf.equations.model.rank, n))
-    frozen = []
-    if kind != "chaos-onset" and np.all(np.abs(z0[kappa_rows]) <= 1e-8):
-        # a bifurcation from a kappa = 0 branch: where kappa = 0 is a solution for all
-        # parameters, the pitchfork is regular only within that subspace (the
-        # determinant is even in kappa), so kappa is held at 0 and its equations dropped
-        z_test = z0.copy()
-        z_test[kappa_rows] = 0.0
-        if np.max(np.abs(augmented(z_test)[kappa_rows])) <= 1e-12:
-            frozen = kappa_rows
-    free = [i for i in range(n + 1) if i not in frozen]
-
-    def reduced(y):
-        z = z0.copy()
-        z[frozen] = 0.0
-        z[free] = y
-        return np.delete(augmented(z), frozen)
-
-    sol = root(reduced, z0[free], method="hybr", options=dict(xtol=xtol))
-    z = z0.copy()
-    z[frozen] = 0.0
-    z[free] = sol.x
-    value = augmented(z)
-    residual = float(np.max(np.abs(value))) if np.all(np.isfinite(value)) else np.inf
-    ok = bool(sol.success or residual < 1e-11) and residual < 1e-9
-    return z[:n], float(z[n]), residual, ok, sol.message
+        sol = root(fun, w0, method="hybr", options=dict(xtol=xtol))
+        w = aug.project(sol.x)
+        value = aug.H(w)
+        residual = float(np.max(np.abs(value))) if np.all(np.isfinite(value)) else np.inf
+        message = sol.message
+    z = aug.full(w)[:, 0]
+    # a regular root is solved to rounding (~1e-15); near-degenerate augmented systems
+    # (two conditions nearly the same, as radius = 1 and the variance equation at
+    # Delta_0 -> 0) stall at larger residuals and are not roots
+    ok = residual < 1e-12
+    return z[: aug.n], float(z[aug.n]), residual, ok, message
 
 
 def transitions(net, param: str = "g", span=(0.01, 4.0), *, g=None, regime: str = "current",
@@ -235,32 +343,44 @@ def located_transitions(net, result, param, grid, flat, *, regime="current", spa
                     for kind, c in cond.items():
                         if np.sign(c[i]) != np.sign(c[i + 1]) and c[i] != 0:
                             w = abs(c[i]) / (abs(c[i]) + abs(c[i + 1]))
-                            k = i if w < 0.5 else i + 1
-                            candidates.append((kind, state, branch, u[:, k], grid[i] + w * (grid[i + 1] - grid[i]),
-                                               (grid[i], grid[i + 1]), i))
+                            p_lin = grid[i] + w * (grid[i + 1] - grid[i])
+                            # chaos onsets are located from both ends: a slot may hold
+                            # different solutions on the two sides (e.g. the trivial fixed
+                            # point below g = 1, the heterogeneous one above)
+                            ends = (i, i + 1) if kind == "chaos-onset" else ((i,) if w < 0.5 else (i + 1,))
+                            for k in ends:
+                                candidates.append((kind, state, branch, u[:, k], p_lin, (grid[i], grid[i + 1]),
+                                                   i, k))
                 elif a != b:
                     k = i if a else i + 1
                     candidates.append((f"{state}-bifurcation", state, branch, u[:, k], grid[k],
-                                       (grid[i], grid[i + 1]), i))
+                                       (grid[i], grid[i + 1]), i, k))
     # one root per kind and bracket: prefer the central branch (a pitchfork is a regular
     # root of the augmented system there, a singular one on the bifurcating branches)
+    # (chaos onsets of different branches, or from the two ends of a bracket, may be
+    # different points)
+    def key_of(c):
+        return (c[0], c[6]) + ((c[2], c[7]) if c[0] == "chaos-onset" else ())
+
     chosen = {}
     for c in candidates:
-        key = (c[0], c[6])
+        key = key_of(c)
         if key not in chosen or (c[2] == "central" and chosen[key][2] != "central"):
             chosen[key] = c
     branches_of = {}
     for c in candidates:
-        branches_of.setdefault((c[0], c[6]), []).append(c[2])
+        branches_of.setdefault(key_of(c), []).append(c[2])
     step = grid[1] - grid[0]
     out: list[Transition] = []
-    for key, (kind, state, branch, u0, p0, (left, right), i) in chosen.items():
+    for key, (kind, state, branch, u0, p0, (left, right), i, _) in chosen.items():
         branch = "/".join(dict.fromkeys(branches_of[key]))
         base = {k: float(v[i]) for k, v in flat.items() if k != param}
         u, p, residual, ok, message = locate(net, kind, state, u0, param, p0, {**base, param: p0},
                                              regime=regime, spacing=spacing)
         if ok and not (left - step <= p <= right + step):
             ok = False
+        if state == "chaotic" and u[1] - u[2] < RESOLVED_GAP * (1 + u[1]):
+            ok = False  # next to a collapse onto a fixed point: not resolved (see RESOLVED_GAP)
         if not ok:
             continue
         names = compiled(net, state, regime, spacing).unknowns
