@@ -64,11 +64,6 @@ def _net(args):
     return RankOne(**{k: getattr(args, k) for k in _RANK_ONE}, phi=args.phi)
 
 
-def _note(message):
-    if sys.stderr.isatty():
-        print(message, file=sys.stderr, flush=True)
-
-
 def _solve(args) -> str:
     from .solvers import solve
 
@@ -101,7 +96,6 @@ def _phase_diagram(args) -> str:
             raise ValueError(f"--{name.replace('_', '-')}: must be >= 2")
     g = np.linspace(*args.g_range, args.g_num)
     overlap = np.linspace(*args.overlap_range, args.overlap_num)
-    _note(f"solving {g.size} x {overlap.size} points (stationary and chaotic, all branches) ...")
     pd = phase_diagram(_net(args), g=g, overlap=overlap, regime=args.regime, boundaries=not args.no_boundaries)
     fig, _ = pd.plot()
     fig.savefig(f"{args.out}.png", dpi=130, bbox_inches="tight")

@@ -100,3 +100,28 @@ def test_rate_regime_same_regions():
     cur = dmf.phase_diagram(NET, g=g, overlap=o, boundaries=False)
     rate = dmf.phase_diagram(NET, g=g, overlap=o, regime="rate", boundaries=False)
     np.testing.assert_array_equal(cur.region, rate.region)
+
+
+def test_progress_argument_checked():
+    with pytest.raises(TypeError, match="^progress:"):
+        dmf.phase_diagram(NET, g=[0.5, 1.5], overlap=[0.5, 1.5], progress="yes")
+
+
+def test_progress_lines_without_tqdm(monkeypatch, capsys):
+    # without tqdm a forced progress report falls back to one line per stage on stderr
+    import builtins
+
+    from dmftools._progress import ProgressBar
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    with ProgressBar(2, "job", progress=True) as bar:
+        bar.update(1, "first stage")
+        bar.update(1, "second stage")
+    assert capsys.readouterr().err.splitlines() == ["job: first stage", "job: second stage"]

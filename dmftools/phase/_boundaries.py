@@ -43,6 +43,11 @@ def boundary_name(t) -> str:
     return name + (", kappa = 0 branch" if branches <= {"central", "central_2"} else ", structured branch")
 
 
+def line_indices(size, lines):
+    """Evenly spaced grid lines (both ends included) that seed the boundary curves."""
+    return np.unique(np.linspace(0, size - 1, min(lines, size)).round().astype(int))
+
+
 def _distance(curves, point, scale):
     best = np.inf
     for c in curves:
@@ -56,11 +61,13 @@ def _distance(curves, point, scale):
     return best
 
 
-def trace_boundaries(net, result, g, mn, flat, *, mm, cov_mn, regime, spacing, lines: int = 9) -> dict:
+def trace_boundaries(net, result, g, mn, flat, *, mm, cov_mn, regime, spacing, lines: int = 9, bar=None) -> dict:
     """Boundary curves of a solved ``(g, Mn)`` grid; ``{name: [array (k, 2) of (g, overlap)]}``.
 
     Seeds are located along ``lines`` rows and ``lines`` columns of the grid (evenly
     spaced, both ends included); a boundary that crosses none of them is not found.
+    ``bar`` (a :class:`dmftools._progress.ProgressBar`) advances once per grid line and
+    once when the curves are traced.
     """
     from ..solvers._results import SolveResult, StateSolutions
 
@@ -76,14 +83,18 @@ def trace_boundaries(net, result, g, mn, flat, *, mm, cov_mn, regime, spacing, l
         return SolveResult(net, regime, sub_flat["g"].shape, sub_flat, states), sub_flat
 
     seeds = []
-    for j in np.unique(np.linspace(0, mn.size - 1, min(lines, mn.size)).round().astype(int)):
+    for j in line_indices(mn.size, lines):
         res, sub_flat = sub((slice(None), j))
         for t in located_transitions(net, res, "g", g, sub_flat, regime=regime, spacing=spacing):
             seeds.append((t, t.value, mn[j]))
-    for i in np.unique(np.linspace(0, g.size - 1, min(lines, g.size)).round().astype(int)):
+        if bar is not None:
+            bar.update(1, f"transitions along g at overlap {mn[j] * mm + cov_mn:.3g}")
+    for i in line_indices(g.size, lines):
         res, sub_flat = sub((i, slice(None)))
         for t in located_transitions(net, res, "Mn", mn, sub_flat, regime=regime, spacing=spacing):
             seeds.append((t, g[i], t.value))
+        if bar is not None:
+            bar.update(1, f"transitions along the overlap at g {g[i]:.3g}")
 
     box = (g[0], g[-1], mn.min(), mn.max())
     scale = np.array([g[-1] - g[0], (mn.max() - mn.min()) * abs(mm)])
@@ -104,6 +115,8 @@ def trace_boundaries(net, result, g, mn, flat, *, mm, cov_mn, regime, spacing, l
         for piece in pieces:
             piece[:, 1] = piece[:, 1] * mm + cov_mn
             curves.setdefault(name, []).append(piece)
+    if bar is not None:
+        bar.update(1, f"traced {sum(len(v) for v in curves.values())} boundary curves")
     return curves
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..solvers._results import classify_stationary
 from ..solvers._solve import compiled, prepare_parameters, solve
-from ._boundaries import trace_boundaries
+from .._progress import ProgressBar
+from ._boundaries import line_indices, trace_boundaries
 
 __all__ = ["PhaseDiagram", "phase_diagram", "REGIONS"]
 
@@ -119,7 +120,8 @@ class PhaseDiagram:
 
 
 def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "current",
-                  spacing: float | None = None, boundaries: bool = True, **params) -> PhaseDiagram:
+                  spacing: float | None = None, boundaries: bool = True, progress=None,
+                  **params) -> PhaseDiagram:
     r"""Theoretical phase diagram over ``g`` x structure strength ``m^T n / N``.
 
     Every grid point is solved (stationary and chaotic, all branches, stability) by
@@ -141,7 +143,10 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     spacing : float, optional
         Quadrature lattice spacing.
     boundaries : bool
-        Locate the boundary curves (the most expensive part on fine grids).
+        Trace the boundary curves.
+    progress : bool or None
+        Progress bar (tqdm, extra ``progress``) over the stages; default: only when
+        stderr is a terminal.
     **params
         Other model parameters (scalars).
 
@@ -192,17 +197,23 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     cov_mn = float(net.cov[0, 1])
     mn = (overlap - cov_mn) / mm
     gg, mnn = np.meshgrid(g, mn, indexing="ij")
+    stages = 1 + (len(line_indices(g.size, 9)) + len(line_indices(mn.size, 9)) + 1 if boundaries else 0)
+    bar = ProgressBar(stages, "phase_diagram", "stage", progress)
+    bar.update(0, f"solving {g.size} x {overlap.size} points")
     result = solve(net, g=gg, regime=regime, spacing=spacing, Mn=mnn, **params)
+    bar.update(1, "solved the grid")
     region = classify_stationary(result["stationary"], result["chaotic"])
     boundaries_out = {}
     if boundaries:
         cf = compiled(net, "stationary", regime, spacing)
         _, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
-        curves = trace_boundaries(net, result, g, mn, flat, mm=mm, cov_mn=cov_mn, regime=regime, spacing=spacing)
+        curves = trace_boundaries(net, result, g, mn, flat, mm=mm, cov_mn=cov_mn, regime=regime, spacing=spacing,
+                                  bar=bar)
         for name in sorted(curves):
             # separate curves of one boundary are joined with NaN (lines break there)
             parts = [np.vstack([c, [np.nan, np.nan]]) for c in curves[name]]
             joined = np.vstack(parts)[:-1]
             boundaries_out[name] = (joined[:, 0], joined[:, 1])
+    bar.close()
     return PhaseDiagram(g, overlap, region, result, boundaries_out, net, regime, "Mn")
 

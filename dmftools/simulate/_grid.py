@@ -13,13 +13,13 @@ SymPy ``phi``, compiled in the worker), so results do not depend on where chunks
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import sympy as sp
 
+from .._progress import progress_iter
 from ..model import GaussianLowRank
 from ._integrate import Dynamics, check_run, integrate
 from ._network import _check_size, compile_phi, draw_network, normalise_seeds
@@ -178,19 +178,6 @@ def default_chunk(N: int, points: int, dtype, method: str) -> int:
     return int(max(1, min(points, MAX_CHUNK, CHUNK_BUDGET_BYTES // per_network)))
 
 
-def _progress(iterable, total, progress):
-    """tqdm on a terminal when available (``progress=None``); a no-op otherwise."""
-    if progress is False:
-        return iterable
-    if progress is None and not sys.stderr.isatty():
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc="simulate_grid", unit="chunk")
-
-
 def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient: float = 0.0,
                   dt: float = 0.1, regime: str = "current", rng=0, dtype=np.float32,
                   chunk: Optional[int] = None, executor=None, progress: Optional[bool] = None,
@@ -301,7 +288,7 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
     mapper = map if executor is None else executor.map
     chaoticity = np.empty((S, points))
     kappa = np.empty((S, points, R))
-    for out in _progress(mapper(_run_chunk, tasks), len(tasks), progress):
+    for out in progress_iter(mapper(_run_chunk, tasks), len(tasks), "simulate_grid", "chunk", progress):
         if not isinstance(out, dict) and callable(getattr(out, "result", None)):
             out = out.result()  # dask.distributed Client.map returns futures
         i, s = out["seed_index"], out["start"]
