@@ -1,4 +1,4 @@
-"""Command-line interface: ``dmftools derive|solve|transitions|phase-diagram`` (also ``python -m dmftools``).
+"""Command-line interface: ``dmftools derive|solve|transitions|continuation|phase-diagram`` (also ``python -m dmftools``).
 
 Bad input exits with status 2 and a one-line message.
 """
@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--g", type=float, default=None, help="g, when --param is not g")
     t.add_argument("--json", action="store_true")
     model_flags(t)
+    c = sub.add_parser("continuation", help="solution branches along one parameter (pseudo-arclength)")
+    c.add_argument("--param", default="g", help="parameter to vary: g or a RankOne parameter (default g)")
+    c.add_argument("--span", type=float, nargs=2, default=(0.01, 4.0), metavar=("START", "STOP"))
+    c.add_argument("--g", type=float, default=None, help="g, when --param is not g")
+    c.add_argument("--state", default="both", choices=("both", "stationary", "chaotic"))
+    c.add_argument("--seeds", type=int, default=9, help="parameter values where branches are seeded")
+    c.add_argument("--plot", default=None, metavar="PREFIX", help="also write PREFIX.png (kappa against the parameter)")
+    c.add_argument("--json", action="store_true", help="print branches (with their points) and events as JSON")
+    model_flags(c)
     pd = sub.add_parser("phase-diagram", help="theoretical phase diagram over g x overlap (PNG + NetCDF)")
     pd.add_argument("--g-range", type=float, nargs=2, default=(0.01, 4.0), metavar=("MIN", "MAX"))
     pd.add_argument("--g-num", type=int, default=25)
@@ -81,6 +90,25 @@ def _transitions(args) -> str:
     if args.json:
         return json.dumps([t.as_dict() for t in ts], indent=2)
     return "\n".join(str(t) for t in ts) if ts else "no transitions found"
+
+
+def _continuation(args) -> str:
+    from .solvers import continuation
+
+    states = ("stationary", "chaotic") if args.state == "both" else (args.state,)
+    res = continuation(_net(args), args.param, tuple(args.span), g=args.g, states=states, regime=args.regime,
+                       seeds=args.seeds)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        fig, _ = res.plot("kappa")
+        fig.savefig(f"{args.plot}.png", dpi=130, bbox_inches="tight")
+    if args.json:
+        return json.dumps({"param": res.param, "span": list(res.span), "parameters": res.parameters,
+                           "branches": [b.as_dict() for b in res], "events": [e.as_dict() for e in res.events]},
+                          indent=2)
+    return repr(res)
 
 
 def _phase_diagram(args) -> str:
@@ -130,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"derive": _derive, "solve": _solve, "transitions": _transitions, "phase-diagram": _phase_diagram}
+    handlers = {"derive": _derive, "solve": _solve, "transitions": _transitions, "continuation": _continuation,
+                "phase-diagram": _phase_diagram}
     try:
         text = handlers[args.command](args)
     except (ValueError, TypeError) as exc:

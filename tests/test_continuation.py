@@ -170,3 +170,16 @@ def test_plot_returns_figure(fig1):
 def test_bad_input(kwargs, err, match):
     with pytest.raises(err, match=match):
         dmf.continuation(NET, **kwargs)
+
+
+def test_cli_continuation_json_and_error(capsys):
+    from dmftools.cli import main
+
+    assert main(["continuation", "--span", "1.5", "2.5", "--state", "stationary", "--seeds", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    kinds = sorted(e["kind"] for e in out["events"])
+    assert kinds == ["branch-point", "chaos-onset", "chaos-onset"]
+    assert all(len(b["values"]["g"]) == len(b["residual"]) for b in out["branches"])
+    assert main(["continuation", "--span", "2", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dmftools: error: span:") and err.count("\n") == 1

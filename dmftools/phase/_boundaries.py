@@ -17,7 +17,7 @@ import numpy as np
 
 from ..solvers._arclength import Curve, CurvePoint, trace
 from ..solvers._solve import compiled
-from ..solvers._transitions import RESOLVED_GAP, Augmented, located_transitions
+from ..solvers._transitions import RESOLVED_GAP, Augmented, located_transitions, symmetric_start
 
 __all__ = ["trace_boundaries", "BOUNDARY_NAMES", "boundary_name"]
 
@@ -125,9 +125,11 @@ def _trace_one(net, t, g0, mn0, regime, spacing, box):
     u0 = np.array([t.solution[k] for k in names])
     base = {k: v for k, v in t.parameters.items() if k not in ("g", "Mn")}
     aug = Augmented(net, t.kind, t.state, base, ["g", "Mn"], regime=regime, spacing=spacing)
-    aug.frozen = aug.frozen_rows(u0, [g0, mn0])
-    aug.rows = [i for i in range(aug.n) if i not in aug.frozen]
-    w0 = np.r_[u0[aug.rows], g0, mn0]
+    symmetric = symmetric_start(aug, u0, [g0, mn0])
+    if symmetric is not None:
+        aug, w0, _ = symmetric
+    else:
+        w0 = np.r_[u0, g0, mn0]
     curve = Curve(aug.H, aug.jacobian, project=aug.project, tol=1e-13)
     F0 = aug.H(w0)
     if not np.all(np.isfinite(F0)):

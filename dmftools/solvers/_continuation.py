@@ -119,6 +119,17 @@ class Branch:
     def __len__(self) -> int:
         return int(self.values[self.param].size)
 
+    def as_dict(self) -> dict:
+        """JSON-serialisable view (arrays as lists)."""
+        d = {"state": self.state, "label": self.label, "param": self.param, "ends": list(self.ends),
+             "values": {k: v.tolist() for k, v in self.values.items()}, "residual": self.residual.tolist(),
+             "events": [e.as_dict() for e in self.events]}
+        for key in ("stable", "radius", "admissible"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value.tolist()
+        return d
+
     def __repr__(self) -> str:
         p = self.values[self.param]
         return (f"Branch({self.state} {self.label}: {len(self)} points, {self.param} in "
@@ -442,12 +453,9 @@ def _refine(net, name, state, pt, eq, regime, spacing):
     singular corrector, the augmented system restricted to ``kappa = 0`` is regular."""
     kind = "chaos-onset" if name == "chaos-onset" else f"{state}-bifurcation"
     n = eq.n
-    rank = eq.cf.equations.model.rank
     params = dict(eq.base)
     params[eq.param] = float(pt.z[n])
     u0 = pt.z[:n].copy()
-    if kind != "chaos-onset" and np.all(np.abs(u0[n - rank:]) <= CENTRAL_KAPPA):
-        u0[n - rank:] = 0.0  # on the kappa = 0 branch: locate keeps kappa = 0 if it is exact
     u, p, residual, ok, _ = locate(net, kind, state, u0, eq.param, float(pt.z[n]), params,
                                    regime=regime, spacing=spacing)
     z = eq.project(np.r_[u, p])

@@ -177,16 +177,36 @@ class Augmented:
                 z[self.n + k] = max(z[self.n + k], 0.0)
         return z[self.variables]
 
-    def frozen_rows(self, u0, p0):
-        """kappa rows to hold at 0: a bifurcation from a branch on which kappa = 0 is an
-        exact solution for all parameters (a pitchfork is regular only within that
-        subspace: the determinant is even in kappa)."""
-        if self.kind == "chaos-onset" or np.any(np.abs(np.asarray(u0)[self.kappa_rows]) > 1e-8):
-            return []
-        u = np.array(u0, dtype=float)
-        u[self.kappa_rows] = 0.0
-        F = self(np.r_[u, p0])[: self.n, 0]
-        return self.kappa_rows if np.all(np.abs(F[self.kappa_rows]) <= 1e-12) else []
+    def freeze(self, rows):
+        """The same system with ``rows`` of the unknowns held at 0 (their equations dropped)."""
+        out = Augmented.__new__(Augmented)
+        out.__dict__.update(self.__dict__)
+        out.frozen = list(rows)
+        out.rows = [i for i in range(self.n) if i not in out.frozen]
+        return out
+
+
+#: |kappa| below this at a bifurcation's start: try the kappa = 0 subspace first.
+_SYMMETRIC_KAPPA = 1e-6
+
+
+def symmetric_start(aug, u0, p0):
+    """For a bifurcation from a branch with kappa ~ 0: if kappa = 0 is an exact solution
+    (an invariant subspace, as for the kappa -> -kappa symmetry without inputs along m),
+    the pitchfork is regular only within it (the determinant is even in kappa). Solve the
+    system with kappa held at 0; returns ``(frozen system, w, residual)`` if the solution
+    also solves the kappa equations, else ``None``."""
+    u0 = np.asarray(u0, dtype=float)
+    if aug.kind == "chaos-onset" or np.any(np.abs(u0[aug.kappa_rows]) > _SYMMETRIC_KAPPA):
+        return None
+    fro = aug.freeze(aug.kappa_rows)
+    w, residual = _newton(fro, fro.project(np.r_[np.delete(u0, aug.kappa_rows), np.atleast_1d(p0)]))
+    if not residual < 1e-12:
+        return None
+    F = aug(fro.full(w)[:, 0])[: aug.n, 0]
+    if not np.all(np.abs(F[aug.kappa_rows]) <= 1e-12):
+        return None
+    return fro, w, residual
 
 
 def _newton(aug, w, maxiter=30):
@@ -234,11 +254,14 @@ def locate(net, kind, state, u0, param, p0, params, *, regime="current", spacing
     """
     base = {k: float(v) for k, v in params.items() if k != param}
     aug = Augmented(net, kind, state, base, [param], regime=regime, spacing=spacing)
-    aug.frozen = aug.frozen_rows(u0, p0)
-    aug.rows = [i for i in range(aug.n) if i not in aug.frozen]
-    w0 = np.r_[np.asarray(u0, dtype=float)[aug.rows], float(p0)]
-    w, residual = _newton(aug, aug.project(w0))
     message = "Newton converged"
+    symmetric = symmetric_start(aug, u0, p0)
+    if symmetric is not None:
+        aug, w, residual = symmetric
+        w0 = w
+    else:
+        w0 = np.r_[np.asarray(u0, dtype=float), float(p0)]
+        w, residual = _newton(aug, aug.project(w0))
     if not residual < 1e-12:
 
         def fun(y):
