@@ -138,7 +138,7 @@ def main(argv=None):
     results = []
 
     def sweep():
-        results[:] = [simulate_grid(net, g=g, overlap=overlap, N=N, T=T, transient=T / 2, dt=dt, rng=0,
+        results[:] = [simulate_grid(net, g=g, overlap=overlap, N=N, T=T / 2, transient=T / 2, dt=dt, rng=0,
                                     dtype=dtype, chunk=chunk, progress=False)]
 
     t_grid, grid_runs = best_of(args.repeat, sweep)
@@ -149,7 +149,7 @@ def main(argv=None):
     t_workers = None
     if pool is not None:
         def sweep_workers():
-            simulate_grid(net, g=g, overlap=overlap, N=N, T=T, transient=T / 2, dt=dt, rng=0,
+            simulate_grid(net, g=g, overlap=overlap, N=N, T=T / 2, transient=T / 2, dt=dt, rng=0,
                           dtype=dtype, chunk=chunk_w, progress=False, executor=pool)
 
         t_workers, worker_runs = best_of(args.repeat, sweep_workers)
@@ -209,7 +209,7 @@ def main(argv=None):
 
     # 6. memory: trace a 20-step sweep of the same grid (peak independent of the step count)
     tracemalloc.start()
-    simulate_grid(net, g=g, overlap=overlap, N=N, T=20 * dt, transient=10 * dt, dt=dt, rng=0,
+    simulate_grid(net, g=g, overlap=overlap, N=N, T=10 * dt, transient=10 * dt, dt=dt, rng=0,
                   dtype=dtype, chunk=chunk, progress=False)
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()

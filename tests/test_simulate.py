@@ -340,7 +340,7 @@ NET = dmf.RankOne(**STRUCTURED)
         (dict(dt=0.3), ValueError, "dt"),  # T = 1 is not a whole number of steps
         (dict(T=0.0), ValueError, "T"),
         (dict(T=-1.0), ValueError, "T"),
-        (dict(transient=2.0), ValueError, "transient"),
+        (dict(T=0.05, transient=0.05), ValueError, "T"),  # no step left after the transient
         (dict(transient=-1.0), ValueError, "transient"),
         (dict(g=-1.0), ValueError, "g"),
         (dict(g="big"), TypeError, "g"),
@@ -376,7 +376,8 @@ def test_simulate_rejects_bad_input(kwargs, error, name):
         (dict(chunk=0), ValueError, "chunk"),
         (dict(executor=object()), TypeError, "executor"),
         (dict(N=0), ValueError, "N"),
-        (dict(T=1.0, transient=2.0), ValueError, "transient"),
+        (dict(T=0.05, transient=0.05, dt=0.1), ValueError, "T"),
+        (dict(transient=-2.0), ValueError, "transient"),
         (dict(regime="spiking"), ValueError, "regime"),
     ],
 )

@@ -153,8 +153,6 @@ def check_run(T, dt, transient, regime, method, record, dtype):
     T = _check_real("T", T, positive=True)
     dt = _check_real("dt", dt, positive=True)
     transient = _check_real("transient", transient, nonnegative=True)
-    if transient > T:
-        raise ValueError(f"transient: must be <= T, got transient={transient} > T={T}")
     if not isinstance(regime, str) or regime not in REGIMES:
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
     if not isinstance(method, str) or method not in METHODS:
@@ -164,9 +162,14 @@ def check_run(T, dt, transient, regime, method, record, dtype):
         record = "x" if regime == "current" else "r"
     if record not in allowed:
         raise ValueError(f"record: the {regime} model records one of {allowed}, got {record!r}")
-    steps = int(round(T / dt))
-    if steps < 1 or abs(steps * dt - T) > 1e-6 * dt:
-        raise ValueError(f"dt: T={T} must be a whole number (>= 1) of steps dt={dt}")
+    # the run lasts transient + T; statistics use the last T (seed 004: "measured after a
+    # transient phase was over for 100 seconds")
+    total = transient + T
+    steps = int(round(total / dt))
+    if steps < 1 or abs(steps * dt - total) > 1e-6 * dt:
+        raise ValueError(f"dt: transient + T = {total} must be a whole number (>= 1) of steps dt={dt}")
+    if steps - int(np.ceil(transient / dt - 1e-9)) < 1:
+        raise ValueError(f"T: must span at least one step dt={dt} after the transient, got T={T}")
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -218,7 +221,8 @@ def simulate(net, g: float, N: int, T: float, dt: float = 0.1, regime: str = "cu
     N : int
         Number of units, >= 1.
     T : float
-        Duration, > 0 and a whole number of steps ``dt``.
+        Duration recorded after the transient, > 0; the run lasts ``transient + T``, a whole
+        number of steps ``dt`` (seed 004: 100 time units after a 100-unit transient).
     dt : float, default 0.1
     regime : {"current", "rate"}
     rng : int, numpy.random.Generator, None, or a sequence of these
@@ -228,7 +232,8 @@ def simulate(net, g: float, N: int, T: float, dt: float = 0.1, regime: str = "cu
         returns a :class:`~dmftools.simulate.SimulationEnsemble`, whose statistics carry the
         mean over seeds and its standard error.
     transient : float, default 0
-        Statistics use ``t >= transient``; 0 <= transient <= T.
+        Time simulated before the recorded window, >= 0; statistics use
+        ``transient <= t <= transient + T``.
     method : {"euler", "heun", "rk4"}
         Explicit Euler (order 1), Heun (2) or classical Runge-Kutta (4).
     dtype : float32 or float64
@@ -237,7 +242,7 @@ def simulate(net, g: float, N: int, T: float, dt: float = 0.1, regime: str = "cu
         Default ``"x"`` / ``"r"``. The result states it (``record``, ``record_meaning``).
     input : array or callable, optional
         Multiplier ``s(t)`` of the input vector ``I`` (default 1): an array with one value per
-        step (``steps = T/dt`` or ``steps + 1`` values, held over each step) or a callable
+        step (``steps = (transient + T)/dt`` or ``steps + 1`` values, held over each step) or a callable
         ``t -> scalar`` evaluated at every stage (e.g. :func:`~dmftools.simulate.step_input`).
     x0 : array of shape (N,), optional
         Initial ``x`` (current) or ``r`` (rate); default the standard normal draw of the network.
@@ -265,7 +270,7 @@ def simulate(net, g: float, N: int, T: float, dt: float = 0.1, regime: str = "cu
     >>> net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
     >>> sim = simulate(net, g=0.5, N=300, T=30, transient=20, rng=4)
     >>> sim.trajectory.shape
-    (301, 300)
+    (501, 300)
     >>> bool(abs(sim.kappa()[0]) > 0.5), sim.seed
     (True, 4)
 
