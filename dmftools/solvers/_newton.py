@@ -27,7 +27,9 @@ class NewtonResult:
     u : ndarray, shape (n, B)
         Final iterates.
     residual : ndarray, shape (B,)
-        ``max |F|`` at ``u`` (the solver residuals).
+        ``max |F|`` at ``u`` (the solver residuals); for a root accepted on its Newton
+        correction (applied without a further evaluation) the value before that correction,
+        which bounds the one after it.
     converged : ndarray of bool, shape (B,)
         Residual below ``ftol`` and last step below ``xtol`` relative.
     iterations : ndarray of int, shape (B,)
@@ -95,8 +97,9 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     chaotic : bool
         Enforce ``0 <= delta_inf < delta0`` along the iteration.
     ftol, xtol : float
-        Converged when ``max |F| <= ftol * (1 + max |u|)`` and the last Newton step is
-        below ``xtol * (1 + max |u|)``.
+        Converged when ``max |F| <= ftol * (1 + max |u|)`` and the last Newton step, or
+        the Newton correction at ``u`` (computed without a further evaluation), is below
+        ``xtol * (1 + max |u|)``. A start that satisfies this is returned unchanged.
     maxiter, max_backtracks : int
     patience : int
         A column stops when its residual has not halved for this many iterations.
@@ -119,11 +122,20 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     norm = np.max(np.abs(F), axis=0)
     norm = np.where(np.isfinite(norm), norm, np.inf)
     residual[:] = norm
+    du = _solve_linear(J, F)
+    # a start that is already a root (e.g. a neighbour's exact solution on a branch that
+    # does not depend on the varied parameter) is accepted without a step: residual below
+    # ftol and the Newton correction there below xtol
+    scale = 1 + np.max(np.abs(u), axis=0)
+    done = (norm <= ftol * scale) & (np.max(np.abs(np.nan_to_num(du, nan=np.inf)), axis=0) <= xtol * scale)
+    converged[done] = True
+    u[:, done] = _projector(chaotic)(u[:, done] + np.nan_to_num(du[:, done]))
+    active = active[~done]
+    F, J, norm, du = F[:, ~done], J[..., ~done], norm[~done], du[:, ~done]
     for _ in range(maxiter):
         if active.size == 0:
             break
         ua, Fa, Ja, na = u[:, active], F, J, norm
-        du = _solve_linear(Ja, Fa)
         bad = ~np.all(np.isfinite(du), axis=0)
         alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, np.nan_to_num(du), chaotic)))
         du = np.nan_to_num(du)
@@ -151,7 +163,11 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         u[:, active] = trial_u
         residual[active] = trial_n
         iterations[active] += 1
-        done = (trial_n <= ftol * scale) & (step <= xtol * scale)
+        # the next correction is computed here (it is needed anyway to go on), so a root is
+        # recognised by a small correction at it without one more evaluation
+        du_next = _solve_linear(trial_J, trial_F)
+        correction = np.max(np.abs(np.nan_to_num(du_next, nan=np.inf)), axis=0)
+        done = (trial_n <= ftol * scale) & ((step <= xtol * scale) | (correction <= xtol * scale))
         best[active] = np.minimum(best[active], trial_n)
         improved = trial_n < 0.5 * checkpoint[active]
         checkpoint[active] = np.where(improved, trial_n, checkpoint[active])
@@ -164,7 +180,12 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
             gap_new = trial_u[1] - trial_u[2]
             stalled |= (gap_new < 1e-4 * (1 + trial_u[1])) & (gap_new < 0.7 * gap_old) & ~done
         converged[active[done]] = True
+        # a root recognised by its small correction gets that correction (no evaluation:
+        # ``residual`` stays the value before it, an upper bound of the one after it)
+        by_correction = done & ~(step <= xtol * scale)
+        cols = active[by_correction]
+        u[:, cols] = project(u[:, cols] + np.nan_to_num(du_next[:, by_correction]))
         keep = ~(done | stalled)
         active = active[keep]
-        F, J, norm = trial_F[:, keep], trial_J[..., keep], trial_n[keep]
+        F, J, norm, du = trial_F[:, keep], trial_J[..., keep], trial_n[keep], du_next[:, keep]
     return NewtonResult(u, residual, converged, iterations)

@@ -7,7 +7,7 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..symbolic.derive import REGIMES, derive
 from ._newton import newton
-from ._results import SolveResult, StateSolutions
+from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
 
@@ -140,103 +140,361 @@ def _starts(cf, state, flat, P):
     return np.vstack([mu, d0c, dinf, kap]), par, S
 
 
-def _deduplicate(u, ok, P, S):
-    """Per point, unique solutions among the S columns (converged ones only)."""
+def _sort_key(u, state):
+    """Per-solution ordering keys (lexsort order: last key first): the overlaps with values
+    below :data:`KAPPA_ZERO` read as 0, then delta0, then mu. ``u`` has shape (..., n + 1)
+    (the unknowns, then the residual)."""
+    first = 3 if state == "chaotic" else 2
+    kap = u[..., first:-1]
+    kap = np.where(np.abs(kap) <= KAPPA_ZERO, 0.0, kap)
+    return [u[..., 0], u[..., 1]] + [kap[..., k] for k in range(kap.shape[-1] - 1, -1, -1)]
+
+
+def _deduplicate(u, ok, owner, n_owners, state):
+    """Unique converged columns per owner, sorted; returns (sols (n_owners, G, n), counts).
+
+    ``u`` (n + 1, B) columns (the unknowns, then the residual, which is carried along but
+    not compared), ``ok`` (B,) converged, ``owner`` (B,) in ``range(n_owners)``.
+    Vectorised over owners: the work is quadratic in the largest group only.
+    """
     n = u.shape[0]
-    u = u.reshape(n, P, S)
-    ok = ok.reshape(P, S)
-    found = []
-    for p in range(P):
-        sols = []
-        for s in np.flatnonzero(ok[p]):
-            v = u[:, p, s]
-            if all(np.max(np.abs(v - w)) > _DUPLICATE_TOL * (1 + np.max(np.abs(w))) for w in sols):
-                sols.append(v)
-        found.append(sols)
-    return found
+    cols = np.flatnonzero(ok)
+    o = owner[cols]
+    order = np.argsort(o, kind="stable")
+    cols, o = cols[order], o[order]
+    sizes = np.bincount(o, minlength=n_owners)
+    G = int(sizes.max()) if sizes.size else 0
+    dense = np.full((n_owners, max(G, 1), n), np.nan)
+    valid = np.zeros((n_owners, max(G, 1)), dtype=bool)
+    if cols.size:
+        starts = np.cumsum(sizes) - sizes
+        rank = np.arange(cols.size) - starts[o]
+        dense[o, rank] = u[:, cols].T
+        valid[o, rank] = True
+    keep = np.zeros_like(valid)
+    for j in range(G):
+        dup = np.zeros(n_owners, dtype=bool)
+        if j:
+            prev = dense[:, :j, :-1]
+            d = np.max(np.abs(prev - dense[:, j : j + 1, :-1]), axis=2)
+            tol = _DUPLICATE_TOL * (1 + np.max(np.abs(prev), axis=2))
+            dup = np.any(keep[:, :j] & (d <= tol), axis=1)
+        keep[:, j] = valid[:, j] & ~dup
+    dense[~keep] = np.inf
+    idx = np.lexsort(_sort_key(dense, state), axis=-1)
+    dense = np.take_along_axis(dense, idx[..., None], axis=1)
+    counts = keep.sum(axis=1)
+    dense[np.arange(dense.shape[1])[None, :] >= counts[:, None]] = np.nan
+    return dense, counts
 
 
 def _run(cf, state, u0, par, maxiter):
+    """Newton from the columns ``u0`` (n, B); returns (n + 1, B) roots with their residual
+    ``max |F|`` as the last row, and which columns converged to a reportable root."""
     result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter)
     u = result.u
     scale = 1 + np.max(np.abs(u), axis=0)
     ok = result.converged & (result.residual <= REPORT_TOL * scale)
     if state == "chaotic":
         ok &= (u[2] >= 0) & (u[1] - u[2] > _DEGENERATE_TOL * (1 + u[1]))
-    return u, ok
+    return np.vstack([u, result.residual]), ok
 
 
 def _multistart(cf, state, flat, points, maxiter):
-    """Full multi-start at the given flat point indices; returns {point: [solutions]}."""
-    if len(points) == 0:
-        return {}
+    """Full multi-start at the given flat point indices; returns (sols, counts) per point."""
+    points = np.asarray(points, dtype=int)
     sub = {k: v[points] for k, v in flat.items()}
     u0, par, S = _starts(cf, state, sub, len(points))
     u, ok = _run(cf, state, u0, par, maxiter)
-    return dict(zip(points, _deduplicate(u, ok, len(points), S)))
+    return _deduplicate(u, ok, np.repeat(np.arange(len(points)), S), len(points), state)
 
 
 #: Grids with more points than this are solved coarse-to-fine.
 _COARSE_ABOVE = 24
 #: Coarse subgrid stride target: about this many coarse points per axis.
 _COARSE_PER_AXIS = 9
+#: Newton iterations from interpolated predictors before falling back to the neighbours' roots.
+_REFINE_MAXITER = 12
+#: Newton iterations from a neighbour's root (a root one grid step away converges in a few;
+#: columns whose root does not exist there stop early).
+_NEIGHBOUR_MAXITER = 20
+
+
+def _is_grid(flat, shape):
+    """Every parameter is constant or strictly monotone along every axis (a grid on which
+    solutions vary smoothly from point to point, so neighbours' roots are good starts)."""
+    for v in flat.values():
+        a = v.reshape(shape)
+        for d in range(len(shape)):
+            if shape[d] < 2:
+                continue
+            diff = np.diff(a, axis=d)
+            if not (np.all(diff == 0) or np.all(diff > 0) or np.all(diff < 0)):
+                return False
+    return True
+
+
+class _Store:
+    """Solutions per flat grid point: (P, capacity, n) sorted per point, counts, known mask."""
+
+    def __init__(self, P, n):
+        self.sols = np.full((P, 4, n), np.nan)
+        self.count = np.zeros(P, dtype=int)
+        self.known = np.zeros(P, dtype=bool)
+
+    def put(self, points, sols, counts):
+        G = sols.shape[1]
+        if G > self.sols.shape[1]:
+            grown = np.full((self.sols.shape[0], G, self.sols.shape[2]), np.nan)
+            grown[:, : self.sols.shape[1]] = self.sols
+            self.sols = grown
+        self.sols[points] = np.nan
+        self.sols[points, :G] = sols
+        self.count[points] = counts
+        self.known[points] = True
+
+
+def _columns(store, points, sources):
+    """Newton columns: every stored root of ``sources[i]`` as a start for ``points[i]``."""
+    c = store.count[sources]
+    owner = np.repeat(np.arange(points.size), c)
+    src = np.repeat(sources, c)
+    rank = np.arange(owner.size) - np.repeat(np.cumsum(c) - c, c)
+    return store.sols[src, rank].T, owner
+
+
+def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter):
+    """Solve the new points ``new`` from their known neighbours along one axis.
+
+    ``nb`` (4, m): flat indices of the neighbours at positions ``pos`` (4, m) (outer left,
+    left, right, outer right; -1 where absent); ``xm`` (m,) the new points' positions.
+    Matching root counts on both sides: Newton from the interpolated roots (cubic when the
+    outer neighbours agree too). Otherwise, or where that loses a root: Newton from every
+    neighbouring root; a point that then has fewer roots than either side gets a full
+    multi-start.
+    """
+    names = cf.equations.parameters
+    a2, a, b, b2 = nb
+    ca, cb = store.count[a], store.count[b]
+    same = ca == cb
+    sols = np.full((new.size, max(store.sols.shape[1], 1), store.sols.shape[2]), np.nan)
+    counts = np.zeros(new.size, dtype=int)
+    todo = same & (ca > 0)
+    good = same & (ca == 0)
+    if np.any(todo):
+        i = np.flatnonzero(todo)
+        c = ca[i]
+        cubic = (a2[i] >= 0) & (b2[i] >= 0)
+        cubic[cubic] &= (store.count[a2[i][cubic]] == c[cubic]) & (store.count[b2[i][cubic]] == c[cubic])
+        # Lagrange weights at xm from the four (or the two inner) positions
+        w = np.zeros((4, i.size))
+        x = pos[:, i]
+        t = xm[i]
+        for k in range(4):
+            others = [l for l in range(4) if l != k]
+            w[k] = np.prod([(t - x[l]) / (x[k] - x[l]) for l in others], axis=0)
+        wl = np.zeros((4, i.size))
+        wl[1] = (x[2] - t) / (x[2] - x[1])
+        wl[2] = (t - x[1]) / (x[2] - x[1])
+        w = np.where(cubic[None, :], w, wl)
+        owner = np.repeat(np.arange(i.size), c)
+        rank = np.arange(owner.size) - np.repeat(np.cumsum(c) - c, c)
+        u0 = np.zeros((store.sols.shape[2] - 1, owner.size))
+        for k in range(4):
+            src = np.where(nb[k, i] >= 0, nb[k, i], 0)[owner]
+            wk = w[k, owner]
+            use = wk != 0
+            u0[:, use] += wk[use] * store.sols[src[use], rank[use], :-1].T
+        # interpolation may step just outside the variances' domain (e.g. delta_inf = 0)
+        u0[1] = np.maximum(u0[1], 0.0)
+        if state == "chaotic":
+            u0[2] = np.clip(u0[2], 0.0, None)
+        par = [flat[k][new[i][owner]] for k in names]
+        u, ok = _run(cf, state, u0, par, min(maxiter, _REFINE_MAXITER))
+        s_i, c_i = _deduplicate(u, ok, owner, i.size, state)
+        hit = c_i == c
+        G = s_i.shape[1]
+        if G > sols.shape[1]:
+            sols = np.concatenate([sols, np.full((new.size, G - sols.shape[1], sols.shape[2]), np.nan)], axis=1)
+        sols[i[hit], :G] = s_i[hit]
+        counts[i[hit]] = c
+        good[i[hit]] = True
+    rest = np.flatnonzero(~good)
+    if rest.size:
+        ua, oa = _columns(store, new[rest], a[rest])
+        ub, ob = _columns(store, new[rest], b[rest])
+        u0 = np.concatenate([ua, ub], axis=1)[:-1]
+        owner = np.concatenate([oa, ob])
+        par = [flat[k][new[rest][owner]] for k in names]
+        u, ok = _run(cf, state, u0, par, min(maxiter, 2 * _NEIGHBOUR_MAXITER))
+        s_r, c_r = _deduplicate(u, ok, owner, rest.size, state)
+        lost = c_r < np.minimum(ca[rest], cb[rest])
+        if np.any(lost):
+            s_m, c_m = _multistart(cf, state, flat, new[rest[lost]], maxiter)
+            # union of the neighbours' roots and the multi-start's
+            both_u = np.concatenate([s_r[lost].reshape(-1, s_r.shape[2]), s_m.reshape(-1, s_m.shape[2])]).T
+            m = int(lost.sum())
+            both_o = np.concatenate([np.repeat(np.arange(m), s_r.shape[1]), np.repeat(np.arange(m), s_m.shape[1])])
+            s_u, c_u = _deduplicate(both_u, np.all(np.isfinite(both_u), axis=0), both_o, m, state)
+            if s_u.shape[1] > s_r.shape[1]:
+                s_r = np.concatenate([s_r, np.full((rest.size, s_u.shape[1] - s_r.shape[1], s_r.shape[2]), np.nan)],
+                                     axis=1)
+            s_r[lost] = np.nan
+            s_r[lost, : s_u.shape[1]] = s_u
+            c_r[lost] = c_u
+        G = s_r.shape[1]
+        if G > sols.shape[1]:
+            sols = np.concatenate([sols, np.full((new.size, G - sols.shape[1], sols.shape[2]), np.nan)], axis=1)
+        sols[rest] = np.nan
+        sols[rest, :G] = s_r
+        counts[rest] = c_r
+    store.put(new, sols, counts)
+
+
+def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter):
+    """Fill every line along axis ``d`` (other axes at ``other_sets``) from the known
+    indices ``coarse_d`` by repeated bisection; each new point is solved from its
+    neighbours along ``d``."""
+    n = shape[d]
+    known = np.array(sorted(set(int(k) for k in coarse_d)))
+    others = [np.asarray(s) for s in other_sets]
+    grids = np.meshgrid(*others, indexing="ij") if others else []
+    other_idx = [g.reshape(-1) for g in grids]
+    L = other_idx[0].size if other_idx else 1
+
+    def flat_index(along):
+        # along: (m,) indices along d -> (L * m,) flat indices (lines major)
+        idx = []
+        k = 0
+        for e in range(len(shape)):
+            if e == d:
+                idx.append(np.tile(along, L))
+            else:
+                idx.append(np.repeat(other_idx[k], along.size))
+                k += 1
+        return np.ravel_multi_index(tuple(idx), shape)
+
+    while known.size < n:
+        gaps = np.flatnonzero(np.diff(known) > 1)
+        if gaps.size == 0:
+            break
+        lo, hi = known[gaps], known[gaps + 1]
+        mid = (lo + hi) // 2
+        lo2 = np.where(gaps > 0, known[np.maximum(gaps - 1, 0)], -1)
+        hi2 = np.where(gaps + 2 < known.size, known[np.minimum(gaps + 2, known.size - 1)], -1)
+        new = flat_index(mid)
+        nb = np.stack([np.where(np.tile(j, L) >= 0, flat_index(np.maximum(j, 0)), -1) for j in (lo2, lo, hi, hi2)])
+        pos = np.stack([np.tile(j, L) for j in (lo2, lo, hi, hi2)]).astype(float)
+        _solve_new(cf, state, flat, store, new, nb, pos, np.tile(mid, L).astype(float), maxiter)
+        known = np.union1d(known, mid)
+
+
+#: Largest number of propagation sweeps (each moves roots one grid step further).
+_MAX_SWEEPS = 64
+
+
+def _propagate(cf, state, flat, store, shape, maxiter):
+    """Flood roots across the grid: wherever a point has fewer roots than a neighbour
+    (along any axis), Newton from the neighbour's roots runs there and every new root is
+    kept; repeated until nothing changes. A branch found anywhere in its region of
+    existence (e.g. between coarse lines of the other axis) so reaches all of it."""
+    P = store.count.size
+    names = cf.equations.parameters
+    strides = np.array([int(np.prod(shape[d + 1 :], dtype=np.int64)) for d in range(len(shape))])
+    index = np.unravel_index(np.arange(P), shape)
+    edges = []
+    for d in range(len(shape)):
+        if shape[d] > 1:
+            lo = np.flatnonzero(index[d] < shape[d] - 1)
+            edges.append((lo, lo + strides[d]))
+    if not edges:
+        return
+    lo = np.concatenate([e[0] for e in edges])
+    hi = np.concatenate([e[1] for e in edges])
+    # directed edges target <- source; each tried once until one of its ends changes
+    tgt = np.concatenate([lo, hi])
+    src = np.concatenate([hi, lo])
+    tried = np.zeros(tgt.size, dtype=bool)
+    for _ in range(_MAX_SWEEPS):
+        todo = np.flatnonzero(~tried & (store.count[tgt] < store.count[src]))
+        if todo.size == 0:
+            return
+        tried[todo] = True
+        targets, inverse = np.unique(tgt[todo], return_inverse=True)
+        u_s, o_s = _columns(store, targets[inverse], src[todo])
+        o_s = inverse[o_s]
+        u_t, o_t = _columns(store, targets, targets)
+        par = [flat[k][targets[o_s]] for k in names]
+        u, ok = _run(cf, state, u_s[:-1], par, min(maxiter, _NEIGHBOUR_MAXITER))
+        both = np.concatenate([u_t, u], axis=1)
+        sols, counts = _deduplicate(both, np.concatenate([np.ones(o_t.size, dtype=bool), ok]),
+                                    np.concatenate([o_t, o_s]), targets.size, state)
+        grew = counts > store.count[targets]
+        if not np.any(grew):
+            continue
+        changed = targets[grew]
+        store.put(changed, sols[grew], counts[grew])
+        mark = np.zeros(P, dtype=bool)
+        mark[changed] = True
+        tried &= ~(mark[tgt] | mark[src])
 
 
 def _solve_state(cf, state, flat, shape, *, maxiter):
-    """Solutions at every grid point: multi-start on a coarse subgrid, then Newton from
-    the coarse cell's solutions at every other point; cells whose corners disagree on the
-    number of solutions (a branch is born or dies inside) get a full multi-start."""
+    """Solutions at every grid point as (sols (P, G, n + 1), counts (P,)); the last entry
+    of a solution is its residual ``max |F|``.
+
+    Multi-start on a coarse subgrid; then, axis by axis, every line is filled by bisection:
+    a new point starts Newton from its two neighbours' roots interpolated (cubic when four
+    neighbours agree on the number of roots), and where the neighbours disagree (a branch is
+    born or dies between them) or a root is lost, from every neighbouring root; a point with
+    fewer roots than either neighbour gets a full multi-start. Parameter arrays that are not
+    grids (not monotone along an axis) get a full multi-start at every point.
+    """
     P = int(np.prod(shape, dtype=np.int64))
-    if P <= _COARSE_ABOVE or len(shape) == 0:
-        found = _multistart(cf, state, flat, np.arange(P), maxiter)
-        return [found[p] for p in range(P)]
+    n = len(cf.unknowns)
+    if P <= _COARSE_ABOVE or len(shape) == 0 or not _is_grid(flat, shape):
+        return _multistart(cf, state, flat, np.arange(P), maxiter)
     axes = []
-    for n in shape:
-        stride = max(1, int(np.ceil((n - 1) / (_COARSE_PER_AXIS - 1)))) if n > 1 else 1
-        axes.append(np.unique(np.r_[np.arange(0, n, stride), n - 1]))
-    coarse_nd = np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(shape), -1)
-    coarse = np.ravel_multi_index(tuple(coarse_nd), shape)
-    found = _multistart(cf, state, flat, coarse, maxiter)
-    index = np.array(np.unravel_index(np.arange(P), shape))  # (ndim, P)
-    lower = [np.searchsorted(ax, index[d], side="right") - 1 for d, ax in enumerate(axes)]
-    corners_of = {}
-    for p in range(P):
-        if p in found:
-            continue
-        corner_sets = []
-        for bits in np.ndindex(*([2] * len(shape))):
-            c = []
-            for d, b in enumerate(bits):
-                j = min(lower[d][p] + b, len(axes[d]) - 1)
-                c.append(axes[d][j])
-            corner_sets.append(int(np.ravel_multi_index(tuple(c), shape)))
-        corners_of[p] = sorted(set(corner_sets))
-    # Newton from the corners' solutions
-    fine = [p for p in corners_of if len({len(found[c]) for c in corners_of[p]}) == 1]
-    columns, owners = [], []
-    for p in fine:
-        for c in corners_of[p]:
-            for v in found[c]:
-                columns.append(v)
-                owners.append(p)
-    if columns:
-        u0 = np.array(columns).T
-        owners = np.array(owners)
-        par = [flat[k][owners] for k in cf.equations.parameters]
-        u, ok = _run(cf, state, u0, par, maxiter)
-        for p in fine:
-            found[p] = []
-        for col in np.flatnonzero(ok):
-            p = int(owners[col])
-            v = u[:, col]
-            if all(np.max(np.abs(v - w)) > _DUPLICATE_TOL * (1 + np.max(np.abs(w))) for w in found[p]):
-                found[p].append(v)
-    for p in fine:
-        found.setdefault(p, [])
-    # cells with a birth or death inside: full multi-start
-    rest = np.array([p for p in corners_of if p not in found], dtype=int)
-    found.update(_multistart(cf, state, flat, rest, maxiter))
-    return [found[p] for p in range(P)]
+    for size in shape:
+        stride = max(1, int(np.ceil((size - 1) / (_COARSE_PER_AXIS - 1)))) if size > 1 else 1
+        axes.append(np.unique(np.r_[np.arange(0, size, stride), size - 1]))
+    coarse = np.ravel_multi_index(tuple(g.reshape(-1) for g in np.meshgrid(*axes, indexing="ij")), shape)
+    store = _Store(P, n + 1)
+    store.put(coarse, *_multistart(cf, state, flat, coarse, maxiter))
+    for d in range(len(shape)):
+        other_sets = [np.arange(shape[e]) if e < d else axes[e] for e in range(len(shape)) if e != d]
+        _refine_axis(cf, state, flat, store, shape, d, other_sets, axes[d], maxiter)
+    _propagate(cf, state, flat, store, shape, maxiter)
+    return store.sols, store.count
+
+
+class _KnownResiduals:
+    """``cf`` for :meth:`StateSolutions.from_points` whose ``system`` returns the residuals
+    Newton already computed at the reported roots instead of evaluating the equations (and
+    their Jacobian) once more: ``F`` with ``max |F|`` per column equal to the stored
+    residual. Columns that are not stored roots are evaluated."""
+
+    def __init__(self, cf, sols, counts):
+        self._cf = cf
+        n = len(cf.unknowns)
+        rows = sols[np.arange(sols.shape[1])[None, :] < counts[:, None]]
+        self._n = n
+        self._residual = {r[:n].tobytes(): r[n] for r in rows}
+
+    def __getattr__(self, name):
+        return getattr(self._cf, name)
+
+    def system(self, ordered):
+        n = self._n
+        u = np.ascontiguousarray(np.stack(np.broadcast_arrays(*ordered[:n]), axis=1))
+        res = np.array([self._residual.get(row.tobytes(), np.nan) for row in u])
+        missing = np.isnan(res)
+        if np.any(missing):
+            F, _ = self._cf.system([np.asarray(a)[missing] if np.ndim(a) else a for a in ordered])
+            res[missing] = np.max(np.abs(F), axis=0)
+        F = np.zeros((n, res.size))
+        F[0] = res
+        return F, None
 
 
 def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", spacing: float | None = None,
@@ -306,7 +564,10 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     out = {}
     for state in states:
         cf = compiled(net, state, regime, spacing)
-        per_point = _solve_state(cf, state, flat, shape, maxiter=maxiter)
-        out[state] = StateSolutions.from_points(cf, state, per_point, flat, shape, admissible_only=admissible_only,
+        sols, counts = _solve_state(cf, state, flat, shape, maxiter=maxiter)
+        n = len(cf.unknowns)
+        per_point = [list(sols[p, : counts[p], :n]) for p in range(P)]
+        out[state] = StateSolutions.from_points(_KnownResiduals(cf, sols, counts), state, per_point, flat, shape,
+                                                admissible_only=admissible_only,
                                                 stability=compiled(net, "stationary", regime, spacing))
     return SolveResult(net, regime, shape, flat, out)
