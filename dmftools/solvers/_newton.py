@@ -99,7 +99,9 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     ftol, xtol : float
         Converged when ``max |F| <= ftol * (1 + max |u|)`` and the last Newton step, or
         the Newton correction at ``u`` (computed without a further evaluation), is below
-        ``xtol * (1 + max |u|)``. A start that satisfies this is returned unchanged.
+        ``xtol * (1 + max |u|)``. A start that satisfies this is returned unchanged. A
+        column that stops with ``max |F| <= ftol * (1 + max |u|)`` but steps that do not
+        shrink (a singular root, e.g. exactly at a pitchfork) also counts as converged.
     maxiter, max_backtracks : int
     patience : int
         A column stops when its residual has not halved for this many iterations.
@@ -188,4 +190,9 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         keep = ~(done | stalled)
         active = active[keep]
         F, J, norm, du = trial_F[:, keep], trial_J[..., keep], trial_n[keep], du_next[:, keep]
+    # singular roots (a bifurcation point exactly on the grid): the residual reaches ftol but
+    # the steps along the null direction do not shrink; the root is determined there only
+    # to about sqrt(ftol), which the residual test accepts
+    scale = 1 + np.max(np.abs(u), axis=0)
+    converged |= np.isfinite(residual) & (residual <= ftol * scale)
     return NewtonResult(u, residual, converged, iterations)
