@@ -112,8 +112,104 @@ def test_bad_inputs():
         mp_gauss_average(mpmath.tanh, 0, -1)
 
 
-@pytest.mark.slow
 def test_nested_against_mpmath():
     with mpmath.workdps(20):
         ref = mp_nested_average(mpmath.tanh, mpmath.tanh, 1.0, 10.0, 3.0)
     assert float(nested_average(np.tanh, np.tanh, 1.0, 10.0, 3.0)) == pytest.approx(float(ref), rel=1e-13)
+
+
+# -- the mpmath lattice rules (dps = 30: accurate to >= 25 digits) ----------------------
+
+def _erf_nested_exact(a, d0, dinf):
+    return 2 / mpmath.pi * mpmath.asin(2 * a**2 * dinf / (1 + 2 * a**2 * d0))
+
+
+@pytest.mark.parametrize("a", ["sqrtpi/2", 1, 3])
+@pytest.mark.parametrize("d0, ratio", [
+    (1, "0.5"),        # shared lattice
+    (40, "0.3"),       # shared lattice, wide Gaussian
+    (10, "1e-9"),      # delta_inf ~ 0 (homogeneous chaos): Mehler's series
+    (5, "0.999999"),   # onset of chaos: Gauss-Hermite inner averages
+    ("0.02", "0.7"),   # small variances
+])
+def test_mp_nested_erf_closed_form(a, d0, ratio):
+    """[[erf(a x)]]_2(0, D0, Dinf) = (2/pi) arcsin(2 a^2 Dinf / (1 + 2 a^2 D0)) to >= 25 digits."""
+    with mpmath.workdps(30):
+        a = mpmath.sqrt(mpmath.pi) / 2 if a == "sqrtpi/2" else mpmath.mpf(a)
+        d0 = mpmath.mpf(d0)
+        dinf = d0 * mpmath.mpf(ratio)
+
+        def f(x):
+            return mpmath.erf(a * x)
+
+        err = abs(mp_nested_average(f, f, 0, d0, dinf) - _erf_nested_exact(a, d0, dinf))
+        assert err < mpmath.mpf(10) ** -25 * (1 + _erf_nested_exact(a, d0, d0))
+
+
+def test_mp_single_closed_forms():
+    with mpmath.workdps(30):
+        for mu, d in (("0.3", "1e-6"), ("-1", "0.5"), ("2", "30")):
+            mu, d = mpmath.mpf(mu), mpmath.mpf(d)
+            for a in (mpmath.mpf("0.5"), mpmath.mpf(3)):
+                exact = mpmath.erf(a * mu / mpmath.sqrt(1 + 2 * a**2 * d))
+                assert abs(mp_gauss_average(lambda x: mpmath.erf(a * x), mu, d) - exact) < mpmath.mpf(10) ** -28
+        # a kink (no analytic strip): the lattice check fails and mpmath.quad is used
+        d = mpmath.mpf(2)
+        assert abs(mp_gauss_average(abs, 0, d) - mpmath.sqrt(2 * d / mpmath.pi)) < mpmath.mpf(10) ** -25
+
+
+@pytest.mark.parametrize("name", ["tanh", "tanh'^2", "tanh''"])
+def test_mp_lattice_against_quad(name):
+    """The lattice rule against tanh-sinh quadrature (mpmath.quad), single averages."""
+    f = INTEGRANDS[name][1]
+    with mpmath.workdps(30):
+        for mu, d in ((0, "0.01"), (1, 1), (5, 10), (1, 100)):
+            lattice = mp_gauss_average(f, mu, d)
+            quad = mp_gauss_average(f, mu, d, method="quad")
+            assert abs(lattice - quad) < mpmath.mpf(10) ** -27
+
+
+def _logcosh(x):
+    return mpmath.log(mpmath.cosh(x))
+
+
+def test_mp_nested_matches_independent_reference():
+    """The independent 40-digit reference of tests/reference (its own lattice rules)."""
+    from reference import mp_reference as ref
+
+    with mpmath.workdps(30):
+        # (the reference is slow where one variance is tiny: its per-node lattices)
+        for mu, d0, dinf in ((0.3, 5.0, 2.0), (-1.2, 0.4, 0.39), (-0.5, 1.5, 1.45)):
+            phi = mp_nested_average(mpmath.tanh, mpmath.tanh, mu, d0, dinf)
+            Phi = mp_nested_average(_logcosh, _logcosh, mu, d0, dinf)
+            r_phi, r_Phi = ref.nested2_tanh([("phi", "phi"), ("Phi", "Phi")], mu, d0, dinf)
+            assert abs(phi - mpmath.mpf(r_phi)) < mpmath.mpf(10) ** -27
+            assert abs(Phi - mpmath.mpf(r_Phi)) < mpmath.mpf(10) ** -27 * (1 + abs(Phi))
+
+
+@pytest.mark.slow
+def test_mp_nested_against_quad():
+    """One tanh case against nested tanh-sinh quadrature (method="quad": minutes)."""
+    with mpmath.workdps(28):
+        quad = mp_nested_average(mpmath.tanh, mpmath.tanh, 1, 10, 3, method="quad")
+    with mpmath.workdps(30):
+        lattice = mp_nested_average(mpmath.tanh, mpmath.tanh, 1, 10, 3)
+    assert abs(lattice - quad) < mpmath.mpf(10) ** -25
+
+
+def test_mp_strip_and_method_options():
+    with mpmath.workdps(30):
+        # singularities at +-i pi/10: detected by the a posteriori check (spacing refined),
+        # or declared with strip=
+        def f(x):
+            return mpmath.tanh(5 * x)
+
+        declared = mp_nested_average(f, f, 0.3, 4, 2, strip=mpmath.pi / 10 - 0.03)
+        assert abs(mp_nested_average(f, f, 0.3, 4, 2) - declared) < mpmath.mpf(10) ** -27
+        assert abs(mp_gauss_average(f, 0.3, 4) - mp_gauss_average(f, 0.3, 4, method="quad")) < mpmath.mpf(10) ** -27
+    with pytest.raises(ValueError, match="strip"):
+        mp_gauss_average(mpmath.tanh, 0, 1, strip=0)
+    with pytest.raises(ValueError, match="method"):
+        mp_nested_average(mpmath.tanh, mpmath.tanh, 0, 1, 0.5, method="gauss")
+    with pytest.raises(ValueError, match="delta_inf"):
+        mp_nested_average(mpmath.tanh, mpmath.tanh, 0, 1, 2)
