@@ -133,11 +133,11 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     converged[done] = True
     u[:, done] = _projector(chaotic)(u[:, done] + np.nan_to_num(du[:, done]))
     active = active[~done]
-    F, J, norm, du = F[:, ~done], J[..., ~done], norm[~done], du[:, ~done]
+    norm, du = norm[~done], du[:, ~done]
     for _ in range(maxiter):
         if active.size == 0:
             break
-        ua, Fa, Ja, na = u[:, active], F, J, norm
+        ua, na = u[:, active], norm
         bad = ~np.all(np.isfinite(du), axis=0)
         alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, np.nan_to_num(du), chaotic)))
         du = np.nan_to_num(du)
@@ -189,7 +189,7 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         u[:, cols] = project(u[:, cols] + np.nan_to_num(du_next[:, by_correction]))
         keep = ~(done | stalled)
         active = active[keep]
-        F, J, norm, du = trial_F[:, keep], trial_J[..., keep], trial_n[keep], du_next[:, keep]
+        norm, du = trial_n[keep], du_next[:, keep]
     # singular roots (a bifurcation point exactly on the grid): the residual reaches ftol but
     # the steps along the null direction do not shrink; the root is determined there only
     # to about sqrt(ftol), which the residual test accepts

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import GaussianLowRank
-from ..symbolic.derive import REGIMES, derive
+from ..symbolic.derive import derive
+from ._checks import STATES, check_int, check_net, check_regime, check_states
 from ._newton import newton
 from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
 
-STATES = ("stationary", "chaotic")
 #: Solutions closer than this (relative, max-norm) are the same solution.
 _DUPLICATE_TOL = 1e-7
 #: Chaotic solutions with delta0 - delta_inf below this (relative) coincide with a fixed point.
@@ -544,17 +544,10 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     >>> [(s.branch, s.label, round(s.kappa, 6) + 0.0) for s in sols]
     [('negative', 'stationary-stable', -1.224509), ('central', 'stationary-unstable', 0.0), ('positive', 'stationary-stable', 1.224509)]
     """
-    if not isinstance(net, GaussianLowRank):
-        raise TypeError(f"net: expected a GaussianLowRank (e.g. dmftools.RankOne(...)), got {type(net).__name__}")
-    if isinstance(states, str):
-        states = (states,)
-    for s in states:
-        if s not in STATES:
-            raise ValueError(f"states: each must be one of {STATES}, got {s!r}")
-    if regime not in REGIMES:
-        raise ValueError(f"regime: must be one of {REGIMES}, got {regime!r}")
-    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
-        raise ValueError(f"maxiter: must be a positive integer, got {maxiter!r}")
+    check_net(net)
+    states = check_states(states)
+    check_regime(regime)
+    maxiter = check_int("maxiter", maxiter, 1)
     cf_stat = compiled(net, "stationary", regime, spacing)
     shape, flat = prepare_parameters(cf_stat, g, params)
     P = int(np.prod(shape, dtype=np.int64))
