@@ -7,27 +7,37 @@ per point from two length scales:
 
 - the transfer function's own scale: the trapezoid rule for a function analytic in the
   strip ``|Im x| < d`` has error ``~ exp(-2 pi d / h)`` for spacing ``h`` in ``x``; for
-  ``tanh``, ``log cosh`` and their derivatives ``d = pi/2``, so ``h = 0.3`` gives
-  ``~5e-15`` (:data:`SPACING`);
-- the Gaussian's scale: spacing ``<= 0.8`` standard deviations resolves the weight
-  itself to ``exp(-2 pi^2 / 0.8^2) ~ 4e-14`` (:data:`Z_SPACING`).
+  ``tanh``, ``log cosh`` and their derivatives ``d = pi/2``, so ``h = 0.3`` would give
+  ``~5e-15``; the default :data:`SPACING` ``= 0.2`` leaves room for the larger prefactors
+  of higher derivatives (poles of higher order);
+- the Gaussian's scale: spacing ``<= 0.5`` standard deviations (:data:`Z_SPACING`)
+  resolves the weight itself to ``exp(-2 pi^2 / 0.5^2) ~ 1e-34``.
 
 A single average ``[f](mu, Delta)`` therefore uses ``2 ceil(L / h_z) + 1`` nodes with
-``h_z = min(0.8, h / sqrt(Delta))`` (23 nodes at small ``Delta``, ~190 at ``Delta = 25``).
+``h_z = min(0.5, h / sqrt(Delta))`` and ``L = 9`` (37 nodes at small ``Delta``, ~451 at
+``Delta = 25``).
 
 For a nested average ``[[f, h]](mu, Delta_0, Delta_inf) = int Dz A_f(z) A_h(z)`` with
-``A_f(z) = [f](mu + sqrt(Delta_inf) z, Delta_0 - Delta_inf)`` the inner and outer rules are
-put on *one* lattice ``u_k = mu + k h`` in activation space: every integrand is evaluated
-once per lattice point (``O(K)`` transcendental calls instead of ``O(K^2)``), the inner
-averages are a discrete Gaussian convolution and the outer average a weighted sum. When
-one of the two standard deviations is tiny (near the onset of chaos ``Delta_0 - Delta_inf
--> 0``; near ``Delta_inf -> 0``) that dimension is integrated by 13-point Gauss-Hermite
-instead (13 nodes: exact to ``O(s^26)``, below 1e-12 for ``s < 0.1`` in the tests).
+``A_f(z) = [f](mu + r z, s^2)``, ``r = sqrt(Delta_inf)``, ``s = sqrt(Delta_0 - Delta_inf)``,
+the inner and outer rules are put on *one* lattice ``u_k = mu + k h`` in activation space:
+every integrand is evaluated once per lattice point (``O(K)`` transcendental calls instead
+of ``O(K^2)``) and the inner averages are a discrete Gaussian convolution. The inner
+averages are Gaussian-smoothed (entire) functions of ``z``, so the outer sum needs them
+only at every ``m``-th lattice point (:data:`OUTER_Z`): at large variances most of the
+convolution is skipped.
+
+Two limits get their own rules. ``Delta_inf -> 0`` (e.g. the homogeneous chaotic state,
+``Delta_inf = 0`` exactly): Mehler's series ``sum_k rho^k c_k(f) c_k(h)`` in
+``rho = Delta_inf / Delta_0`` with Hermite coefficients from one single-average rule
+(:data:`MEHLER_RHO`); at ``rho = 0`` the product of two single averages. Otherwise, when
+one standard deviation is below ``THIN_FRACTION * h`` (near the onset of chaos ``Delta_0 -
+Delta_inf -> 0``), that dimension is integrated by 13-point Gauss-Hermite (exact to
+``O(s^26)``).
 
 All integrands of one group of averages are passed as one multi-output callable, so
 shared subexpressions (``tanh(x)`` in ``tanh``, ``tanh'``, ``tanh''``) are computed once.
-The accuracy of these rules against mpmath is in ``docs/accuracy.md`` and
-``tests/test_quadrature.py``.
+The accuracy of these rules against mpmath (30 digits) and closed forms is tested in
+``tests/test_lattice.py`` (every path) and tabulated in ``docs/accuracy.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +58,18 @@ Z_SPACING = 0.5
 THIN_FRACTION = 0.5
 #: Gauss-Hermite nodes for a thin dimension.
 GH_NODES = 13
+#: Largest outer spacing in z is ``OUTER_Z / sqrt(1 + 2 r^2 / s^2)`` (outer standard
+#: deviation ``r = sqrt(Delta_inf)``, inner ``s = sqrt(Delta_0 - Delta_inf)``). The outer
+#: integrand ``phi(z) A(z) B(z)`` grows at most like ``exp(y^2 (1/2 + r^2/s^2))`` at
+#: ``Im z = y`` (the inner averages are Gaussian-smoothed, hence entire), so the trapezoid
+#: error is ``~ exp(-2 pi^2 / (h_z^2 (1 + 2 r^2 / s^2)))``: ``exp(-2 pi^2 / 0.7^2) ~ 3e-18``.
+#: The inner convolutions are then evaluated only at every ``m``-th lattice point.
+OUTER_Z = 0.7
+#: Points with ``sqrt(Delta_inf)`` below the thin threshold and ``Delta_inf / Delta_0``
+#: at most this use Mehler's series (at most 14 terms for 1e-17).
+MEHLER_RHO = 0.05
+#: Largest outer stride ``m``.
+MAX_STRIDE = 16
 #: Elements of the largest intermediate array built at once.
 _CHUNK_ELEMENTS = 1 << 21
 
@@ -191,14 +213,23 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
     s = np.sqrt(delta0 - delta_inf)
     r = np.sqrt(delta_inf)
     thin = THIN_FRACTION * spacing
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(delta0 > 0, delta_inf / delta0, 0.0)
+    mehler = (r < thin) & (rho <= MEHLER_RHO)
+    if np.any(mehler):
+        idx = np.flatnonzero(mehler)
+        for i, v in enumerate(_nested_mehler(fn, n_out, pairs, mu[idx], delta0[idx], rho[idx], spacing)):
+            out[i][idx] = v
     lattice = (s >= thin) & (r >= thin)
     if np.any(lattice):
-        idx = np.flatnonzero(lattice)
-        for i, v in enumerate(_nested_lattice(fn, n_out, pairs, mu[idx], s[idx], r[idx], spacing)):
-            out[i][idx] = v
+        stride = _outer_stride(s, r, spacing)
+        for m in np.unique(stride[lattice]):
+            idx = np.flatnonzero(lattice & (stride == m))
+            for i, v in enumerate(_nested_lattice(fn, n_out, pairs, mu[idx], s[idx], r[idx], spacing, int(m))):
+                out[i][idx] = v
     # thin outer dimension (delta_inf -> 0) and thin inner dimension (delta_inf -> delta0)
     # separately, so that no chunk pads both dimensions to full width
-    for mode in (r < thin, (s < thin) & (r >= thin)):
+    for mode in ((r < thin) & ~mehler, (s < thin) & (r >= thin)):
         if np.any(mode):
             idx = np.flatnonzero(mode)
             for i, v in enumerate(_nested_product(fn, n_out, pairs, mu[idx], s[idx], r[idx], spacing, thin)):
@@ -218,26 +249,85 @@ def _chunks(cost_per_row: np.ndarray):
         start = stop
 
 
-def _nested_lattice(fn, n_out, pairs, mu, s, r, spacing):
-    step = np.minimum(spacing, Z_SPACING * np.minimum(s, r))
-    J = np.ceil(HALF_WIDTH * r / step).astype(int)
+def _lattice_step(s, r, spacing):
+    """Lattice spacing in activation space: ``spacing``, or finer for a narrow Gaussian."""
+    return np.minimum(spacing, Z_SPACING * np.minimum(s, r))
+
+
+def _outer_stride(s, r, spacing):
+    """Outer nodes every ``m``-th lattice point: the largest ``m`` with outer spacing in z
+    at most ``OUTER_Z / sqrt(1 + 2 r^2 / s^2)`` (see :data:`OUTER_Z`), capped at
+    :data:`MAX_STRIDE`."""
+    step = _lattice_step(s, r, spacing)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hz = OUTER_Z / np.sqrt(1.0 + 2.0 * (r / s) ** 2)
+        m = np.floor(r * hz / step)
+    return np.clip(np.nan_to_num(m, nan=1.0), 1, MAX_STRIDE).astype(int)
+
+
+def _nested_lattice(fn, n_out, pairs, mu, s, r, spacing, stride=1):
+    step = _lattice_step(s, r, spacing)
+    outer_step = stride * step
+    J = np.ceil(HALF_WIDTH * r / outer_step).astype(int)  # outer nodes: every stride-th lattice point
     W = np.ceil(HALF_WIDTH * s / step).astype(int)
     out = [np.empty(mu.size) for _ in pairs]
-    for idx in _chunks((2 * J + 1) * (2 * W + 1)):
+    for idx in _chunks((2 * J + 1) * (2 * W + 1 + stride)):
         jm, wm = int(J[idx].max()), int(W[idx].max())
-        k = np.arange(-(jm + wm), jm + wm + 1)
+        k = np.arange(-(jm * stride + wm), jm * stride + wm + 1)
         u = mu[idx, None] + step[idx, None] * k[None, :]
         values = _as_outputs(fn(u), n_out, u.shape)
         o = np.arange(-wm, wm + 1) * step[idx, None]
         kernel = _gaussian_rows(o, s[idx], W[idx])
-        j = np.arange(-jm, jm + 1) * step[idx, None]
+        j = np.arange(-jm, jm + 1) * outer_step[idx, None]
         outer = _gaussian_rows(j, r[idx], J[idx])
         inner = {}
         for a in sorted({p for pair in pairs for p in pair}):
-            windows = np.lib.stride_tricks.sliding_window_view(values[a], 2 * wm + 1, axis=1)
+            windows = np.lib.stride_tricks.sliding_window_view(values[a], 2 * wm + 1, axis=1)[:, ::stride]
             inner[a] = np.einsum("bjo,bo->bj", windows, kernel)
         for i, (a, b) in enumerate(pairs):
             out[i][idx] = np.einsum("bj,bj,bj->b", outer, inner[a], inner[b])
+    return out
+
+
+def _mehler_terms(rho_max: float) -> int:
+    """Terms of the Mehler series with truncation error ``rho^K / (1 - rho)`` below 1e-17."""
+    if rho_max <= 0:
+        return 1
+    return int(np.ceil(np.log(1e-17 * (1 - rho_max)) / np.log(rho_max)))
+
+
+def _nested_mehler(fn, n_out, pairs, mu, delta0, rho, spacing):
+    """Mehler's series for a small correlation ``rho = Delta_inf / Delta_0``.
+
+    ``x, y`` jointly Gaussian with mean ``mu``, variance ``Delta_0`` and covariance
+    ``Delta_inf``: ``E[f(x) h(y)] = sum_k rho^k c_k(f) c_k(h)`` with
+    ``c_k(f) = E[f(mu + sqrt(Delta_0) z) He_k(z)] / sqrt(k!)`` (normalised Hermite
+    polynomials). By Parseval ``|c_k(f) c_k(h)| <= ||f|| ||h||``, so ``K`` terms leave at
+    most ``rho^K / (1 - rho)`` relative to ``||f|| ||h||``; the coefficients are one single
+    trapezoid rule per point (``rho = 0``: the product of two single averages).
+    """
+    std = np.sqrt(delta0)
+    used = sorted({p for pair in pairs for p in pair})
+    out = [np.empty(mu.size) for _ in pairs]
+    with np.errstate(divide="ignore"):
+        nodes = 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / std)) + 1
+    for idx in _chunks(nodes):
+        z, w = _trapezoid_rows(std[idx], spacing)
+        x = mu[idx, None] + std[idx, None] * z
+        values = _as_outputs(fn(x), n_out, x.shape)
+        weighted = {a: values[a] * w for a in used}
+        terms = _mehler_terms(float(rho[idx].max()))
+        sums = [np.zeros(idx.size) for _ in pairs]
+        h_prev, h = np.zeros_like(z), np.ones_like(z)
+        factor = np.ones(idx.size)
+        for k in range(terms):
+            c = {a: np.einsum("bk,bk->b", weighted[a], h) for a in used}
+            for i, (a, b) in enumerate(pairs):
+                sums[i] += factor * c[a] * c[b]
+            h_prev, h = h, (z * h - np.sqrt(k) * h_prev) / np.sqrt(k + 1)
+            factor = factor * rho[idx]
+        for i in range(len(pairs)):
+            out[i][idx] = sums[i]
     return out
 
 
