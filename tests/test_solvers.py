@@ -148,3 +148,21 @@ def test_cli_solve_json_and_error(capsys):
     assert sorted(round(s["kappa"], 8) + 0.0 for s in out) == [-1.22450864, 0.0, 1.22450864]
     assert main(["solve", "--g", "-1"]) == 2
     assert "g" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("on_grid", [False, True])
+def test_exactly_at_the_chaotic_pitchfork(on_grid):
+    """At g = g_B the two structured chaotic branches meet the homogeneous one (a triple
+    root, where Newton converges only linearly): one solution, kappa = 0, at the reference."""
+    t = REF["transitions"]["g_B"]
+    g_b = float(t["g"])
+    g = np.sort(np.r_[np.linspace(1e-4, 4, 200), g_b, 1.0, float(REF["transitions"]["g_C"]["g"])]) if on_grid else g_b
+    res = dmf.solve(NET, g=g, states=["chaotic"])["chaotic"]
+    i = (np.argmin(np.abs(g - g_b)),) if on_grid else ()
+    found = [j for j in range(len(res.branches)) if res.found[(j,) + i]]
+    assert len(found) == 1
+    j = found[0]
+    assert abs(res.values["kappa"][(j,) + i]) <= 1e-12  # the kappa = 0 subspace, solved exactly
+    # homogeneous chaotic solution at g_B: delta_inf = 0 (the reference's), quadrature ~1e-13
+    assert abs(res.values["delta_inf"][(j,) + i]) <= 1e-10
+    assert res.values["delta0"][(j,) + i] == pytest.approx(float(t["state"]["delta0"]), rel=1e-10)

@@ -33,12 +33,21 @@ class NewtonResult:
     converged : ndarray of bool, shape (B,)
         Residual below ``ftol`` and last step below ``xtol`` relative.
     iterations : ndarray of int, shape (B,)
+    singular : ndarray of bool, shape (B,)
+        Converged on the residual alone while the Newton corrections did not shrink (a
+        root where the Jacobian is singular, e.g. exactly at a pitchfork): such a root is
+        determined only to about ``correction``.
+    correction : ndarray, shape (B,)
+        ``max |du|`` of the last Newton correction computed for the column (an estimate
+        of the distance to the root; at a singular root of order k, (k - 1) times it).
     """
 
     u: np.ndarray
     residual: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    singular: np.ndarray | None = None
+    correction: np.ndarray | None = None
 
 
 def _feasible_fraction(u, du, chaotic):
@@ -125,6 +134,7 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     norm = np.where(np.isfinite(norm), norm, np.inf)
     residual[:] = norm
     du = _solve_linear(J, F)
+    last_correction = np.max(np.abs(np.nan_to_num(du, nan=np.inf)), axis=0)
     # a start that is already a root (e.g. a neighbour's exact solution on a branch that
     # does not depend on the varied parameter) is accepted without a step: residual below
     # ftol and the Newton correction there below xtol
@@ -169,6 +179,7 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         # recognised by a small correction at it without one more evaluation
         du_next = _solve_linear(trial_J, trial_F)
         correction = np.max(np.abs(np.nan_to_num(du_next, nan=np.inf)), axis=0)
+        last_correction[active] = correction
         done = (trial_n <= ftol * scale) & ((step <= xtol * scale) | (correction <= xtol * scale))
         best[active] = np.minimum(best[active], trial_n)
         improved = trial_n < 0.5 * checkpoint[active]
@@ -194,5 +205,6 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     # the steps along the null direction do not shrink; the root is determined there only
     # to about sqrt(ftol), which the residual test accepts
     scale = 1 + np.max(np.abs(u), axis=0)
-    converged |= np.isfinite(residual) & (residual <= ftol * scale)
-    return NewtonResult(u, residual, converged, iterations)
+    singular = ~converged & np.isfinite(residual) & (residual <= ftol * scale)
+    converged |= singular
+    return NewtonResult(u, residual, converged, iterations, singular, last_correction)

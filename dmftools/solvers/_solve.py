@@ -7,7 +7,7 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
-from ._newton import newton
+from ._newton import _solve_linear, newton
 from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
@@ -193,11 +193,64 @@ def _run(cf, state, u0, par, maxiter):
     ``max |F|`` as the last row, and which columns converged to a reportable root."""
     result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter)
     u = result.u
+    residual = result.residual
+    if np.any(result.singular):
+        u, residual = _polish_singular(cf, state, result, par)
     scale = 1 + np.max(np.abs(u), axis=0)
-    ok = result.converged & (result.residual <= REPORT_TOL * scale)
+    ok = result.converged & (residual <= REPORT_TOL * scale)
     if state == "chaotic":
         ok &= (u[2] >= 0) & (u[1] - u[2] > _DEGENERATE_TOL * (1 + u[1]))
-    return np.vstack([u, result.residual]), ok
+    return np.vstack([u, residual]), ok
+
+
+#: A singular root's overlaps within this many Newton corrections of 0 (or within the
+#: cube root of its residual) are tried at 0.
+_SINGULAR_KAPPA = 10.0
+
+
+def _polish_singular(cf, state, result, par):
+    """Singular roots (exactly at a bifurcation from a ``kappa = 0`` branch) on the
+    invariant subspace: overlaps within a few Newton corrections of 0 are held at 0 and
+    the other unknowns solved by Newton there, where the root is regular (the pitchfork's
+    degeneracy is along ``kappa``). Kept only if the full system (the ``kappa`` equations
+    included) is then solved to the report tolerance; returns ``(u, residual)``."""
+    u, residual = result.u.copy(), result.residual.copy()
+    first = 3 if state == "chaotic" else 2
+    cols = np.flatnonzero(result.singular)
+    # a root of multiplicity k is determined to ~ residual^(1/k) (k = 3 at a pitchfork);
+    # projections and backtracking can make the last correction underestimate that
+    near = np.maximum(_SINGULAR_KAPPA * result.correction[cols], np.cbrt(result.residual[cols]))
+    near = np.maximum(near, KAPPA_ZERO)
+    held = np.abs(u[first:, cols]) <= near[None, :]
+    cols, held = cols[np.any(held, axis=0)], held[:, np.any(held, axis=0)]
+    if cols.size == 0:
+        return u, residual
+    system = _system(cf)
+    w = u[:, cols].copy()
+    w[first:][held] = 0.0
+    p = [np.asarray(a)[cols] for a in par]
+    n = w.shape[0]
+    for _ in range(20):
+        F, J = system(w, p)
+        for k in range(first, n):
+            # a held overlap's equation is replaced by kappa_k = 0
+            h = held[k - first]
+            F[k, h] = 0.0
+            J[k, :, h] = 0.0
+            J[k, k, h] = 1.0
+        du = np.nan_to_num(_solve_linear(J, F))
+        w = w + du
+        w[1] = np.maximum(w[1], 0.0)
+        if state == "chaotic":
+            w[2] = np.clip(w[2], 0.0, w[1])
+        if np.all(np.max(np.abs(du), axis=0) <= 1e-14 * (1 + np.max(np.abs(w), axis=0))):
+            break
+    F, _ = system(w, p)
+    full = np.max(np.abs(F), axis=0)
+    good = np.isfinite(full) & (full <= REPORT_TOL * (1 + np.max(np.abs(w), axis=0)))
+    u[:, cols[good]] = w[:, good]
+    residual[cols[good]] = full[good]
+    return u, residual
 
 
 def _multistart(cf, state, flat, points, maxiter):
