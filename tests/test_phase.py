@@ -125,3 +125,23 @@ def test_progress_lines_without_tqdm(monkeypatch, capsys):
         bar.update(1, "first stage")
         bar.update(1, "second stage")
     assert capsys.readouterr().err.splitlines() == ["job: first stage", "job: second stage"]
+
+
+def test_grid_solutions_come_in_mirror_pairs():
+    """Without inputs the equations are invariant under kappa -> -kappa, mu -> -mu: on a
+    grid solved by neighbour continuation, every structured solution has its mirror image
+    (a branch lost at some points, e.g. near the collapse of chaos onto a fixed point,
+    shows up as an unpaired solution)."""
+    pd = dmf.phase_diagram(NET, g=np.linspace(0.01, 4.0, 37), overlap=np.linspace(0.0, 4.0, 37), boundaries=False)
+    for state in ("stationary", "chaotic"):
+        ss = pd.solutions[state]
+        k = ss.values["kappa"]
+        pos = ss.found & (k > 1e-6)
+        neg = ss.found & (k < -1e-6)
+        assert np.array_equal(pos.sum(axis=0), neg.sum(axis=0)), state
+        assert pos.any()
+        # mirror values: largest positive kappa vs most negative one, same delta0
+        kp = np.where(pos, k, -np.inf).max(axis=0)
+        kn = np.where(neg, k, np.inf).min(axis=0)
+        has = pos.any(axis=0)
+        np.testing.assert_allclose(kp[has], -kn[has], rtol=1e-8)  # two independent roots at residual 1e-10
