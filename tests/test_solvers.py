@@ -166,3 +166,24 @@ def test_exactly_at_the_chaotic_pitchfork(on_grid):
     # homogeneous chaotic solution at g_B: delta_inf = 0 (the reference's), quadrature ~1e-13
     assert abs(res.values["delta_inf"][(j,) + i]) <= 1e-10
     assert res.values["delta0"][(j,) + i] == pytest.approx(float(t["state"]["delta0"]), rel=1e-10)
+
+
+def test_unit_rank_slot_names_never_fall_back_to_numbers():
+    """Points with more solutions than negative/central/positive get central_k,
+    negative_k, positive_k slots (farthest from kappa = 0 first), not "0", "1", ..."""
+    from dmftools.solvers._results import _assign_slots, _slot_names
+
+    # (mu, delta0, kappa) per solution (stationary: kappa is the third unknown)
+    points = [[(0, 1, -1.0), (0, 0, 0.0), (0, 1, 1.0)],
+              [(0, 2, -2.0), (0, 1, -0.5), (0, 1, 0.5), (0, 2, 2.0)],
+              [(0, 2, 0.3), (0, 1, 0.6), (0, 1, 0.9)],
+              [(0, 0, 0.0), (0, 3, 0.0), (0, 1, 1.0), (0, 1, 2.0), (0, 1, 3.0)]]
+    names = _slot_names(1, points, 2)
+    assert names == ("negative", "central", "positive", "central_2", "negative_2", "positive_2", "positive_3")
+    got = [{k: v[2] for k, v in _assign_slots(p, 2, 1, names).items()} for p in points]
+    assert got[0] == {"negative": -1.0, "central": 0.0, "positive": 1.0}
+    assert got[1] == {"negative": -2.0, "negative_2": -0.5, "positive": 2.0, "positive_2": 0.5}
+    assert got[2] == {"negative": 0.3, "central": 0.6, "positive": 0.9}  # three: by order
+    assert got[3] == {"central": 0.0, "central_2": 0.0, "positive": 3.0, "positive_2": 2.0, "positive_3": 1.0}
+    # the central slot holds the kappa = 0 solution with the largest delta0
+    assert _assign_slots(points[3], 2, 1, names)["central"][1] == 3

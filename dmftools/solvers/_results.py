@@ -23,8 +23,10 @@ class Solution:
     state : {"stationary", "chaotic"}
     label : {"stationary-stable", "stationary-unstable", "chaotic"}
     branch : str
-        ``"positive"``, ``"negative"`` or ``"central"`` overlap (unit rank; ``"0"``,
-        ``"1"``, ... ordered by ``kappa_1`` for higher rank).
+        ``"positive"``, ``"negative"`` or ``"central"`` overlap for unit rank (with
+        ``"central_2"``, ``"positive_2"``, ... where a point has more solutions, see
+        :class:`StateSolutions`); ``"0"``, ``"1"``, ... ordered by ``kappa_1`` for higher
+        rank.
     mu, delta0 : float
     delta_inf : float or None
         Chaotic solutions only (``0 <= delta_inf < delta0``).
@@ -86,11 +88,22 @@ _UNIT = ("negative", "central", "positive")
 
 
 def _slot_names(rank, per_point, kappa_index):
+    """Branch slots for a grid: unit rank ``negative``, ``central``, ``positive``, then as
+    many ``central_k``, ``negative_k``, ``positive_k`` as the most crowded point needs;
+    higher rank ``"0"``, ``"1"``, ..."""
     if rank == 1:
-        extra = max((sum(abs(v[kappa_index]) <= KAPPA_ZERO for v in sols) - 1 for sols in per_point), default=0)
-        others = max((sum(abs(v[kappa_index]) > KAPPA_ZERO for v in sols) for sols in per_point), default=0)
-        if others <= 3 and (others <= 2 or extra <= 0):
-            return _UNIT + tuple(f"central_{k + 2}" for k in range(max(extra, 0)))
+        extra = {"central": 0, "negative": 0, "positive": 0}
+        for sols in per_point:
+            n_zero = sum(abs(v[kappa_index]) <= KAPPA_ZERO for v in sols)
+            extra["central"] = max(extra["central"], n_zero - 1)
+            if len(sols) - n_zero + min(n_zero, 1) <= 3:
+                continue
+            for name in _assign_slots(sols, kappa_index, rank, _UNIT):
+                base, _, k = name.partition("_")
+                if k:
+                    extra[base] = max(extra[base], int(k) - 1)
+        return _UNIT + tuple(f"{base}_{k + 2}" for base in ("central", "negative", "positive")
+                             for k in range(extra[base]))
     n_max = max((len(s) for s in per_point), default=0)
     return tuple(str(k) for k in range(max(n_max, 1)))
 
@@ -101,7 +114,9 @@ def _assign_slots(sols, kappa_index, rank, names):
     Unit rank: slots ``negative``, ``central``, ``positive`` (three solutions: lowest,
     middle, highest kappa); several ``kappa = 0`` solutions (e.g. the trivial and the
     static heterogeneous fixed point at ``g > 1``) fill ``central`` (largest ``delta0``),
-    then ``central_2``, ... Higher rank: slots ``"0"``, ``"1"``, ... by ``kappa_1``.
+    then ``central_2``, ... More than three solutions with ``kappa != 0``: by sign,
+    farthest from 0 first (``negative``, ``negative_2``, ..., ``positive``,
+    ``positive_2``, ...). Higher rank: slots ``"0"``, ``"1"``, ... by ``kappa_1``.
     """
     if names[:3] != _UNIT:
         order = sorted(range(len(sols)), key=lambda i: tuple(sols[i][kappa_index:]))
@@ -109,7 +124,14 @@ def _assign_slots(sols, kappa_index, rank, names):
     zero = sorted((v for v in sols if abs(v[kappa_index]) <= KAPPA_ZERO), key=lambda v: -v[1])
     nonzero = [v for v in sols if abs(v[kappa_index]) > KAPPA_ZERO]
     out = {f"central_{k + 2}": v for k, v in enumerate(zero[1:])}
-    out.update(_assign_unit(zero[:1] + nonzero, kappa_index))
+    if len(nonzero) + min(len(zero), 1) <= 3:
+        out.update(_assign_unit(zero[:1] + nonzero, kappa_index))
+        return out
+    if zero:
+        out["central"] = zero[0]
+    for base, sign in (("negative", -1), ("positive", 1)):
+        side = sorted((v for v in nonzero if sign * v[kappa_index] > 0), key=lambda v: -abs(v[kappa_index]))
+        out.update({(base if k == 0 else f"{base}_{k + 1}"): v for k, v in enumerate(side)})
     return out
 
 
@@ -152,6 +174,9 @@ class StateSolutions:
     state : str
     unknowns : tuple of str
     branches : tuple of str
+        Slot names (unit rank: ``negative``, ``central``, ``positive``, then
+        ``central_2``, ..., ``negative_2``, ..., ``positive_2``, ... where a point has
+        more solutions; higher rank: ``"0"``, ``"1"``, ...).
     values : dict of ndarray
         Unknowns (``mu``, ``delta0``, [``delta_inf``,] ``kappa`` / ``kappa1``..), ``residual``,
         and for stationary solutions ``radius``, ``outlier`` (largest real part among the
