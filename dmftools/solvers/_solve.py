@@ -561,6 +561,14 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     ``Delta_0 - Delta_inf`` and keep ``0 <= Delta_inf < Delta_0``. Stationary solutions get
     the bulk radius and outliers of ``J diag(phi')`` (:func:`dmftools.derive_stability`).
 
+    Exactly at a bifurcation the root is singular and Newton converges only linearly; a
+    root accepted on its residual there is re-solved with the overlaps near 0 held at 0
+    (the ``kappa = 0`` subspace is invariant without inputs along ``m``, and the root is
+    regular within it), so e.g. at ``g = g_B`` one chaotic solution with ``kappa = 0`` is
+    reported instead of several approximations of it. Near (not at) a bifurcation,
+    neighbouring roots closer than the attainable accuracy ``~ residual^(1/3)`` may
+    still be reported separately.
+
     Parameters
     ----------
     net : GaussianLowRank
