@@ -90,7 +90,12 @@ def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _as_outputs(values, n_out, shape):
-    return [np.broadcast_to(np.asarray(v, dtype=float), shape) for v in (values if n_out > 1 else [values])]
+    out = []
+    for v in (values if n_out > 1 else [values]):
+        if not (isinstance(v, np.ndarray) and v.shape == shape and v.dtype == np.float64):
+            v = np.broadcast_to(np.asarray(v, dtype=float), shape)  # constants, other dtypes
+        out.append(v)
+    return out
 
 
 def _flat(*arrays):
@@ -99,6 +104,11 @@ def _flat(*arrays):
 
 
 def _check(name, value):
+    if value.size == 0:
+        return
+    lo, hi = value.min(), value.max()  # NaN propagates: one cheap pass each in the common case
+    if np.isfinite(lo) and np.isfinite(hi) and lo >= 0:
+        return
     if np.any(~np.isfinite(value)):
         raise ValueError(f"{name}: must be finite (got NaN or inf)")
     if np.any(value < 0):
@@ -282,7 +292,11 @@ def _nested_lattice(fn, n_out, pairs, mu, s, r, spacing, stride=1):
         outer = _gaussian_rows(j, r[idx], J[idx])
         inner = {}
         for a in sorted({p for pair in pairs for p in pair}):
-            windows = np.lib.stride_tricks.sliding_window_view(values[a], 2 * wm + 1, axis=1)[:, ::stride]
+            v = values[a]
+            # windows of width 2 wm + 1 starting at every stride-th lattice point (a view)
+            windows = np.lib.stride_tricks.as_strided(
+                v, shape=(v.shape[0], 2 * jm + 1, 2 * wm + 1), strides=(v.strides[0], stride * v.strides[1], v.strides[1]),
+                writeable=False)
             inner[a] = np.einsum("bjo,bo->bj", windows, kernel)
         for i, (a, b) in enumerate(pairs):
             out[i][idx] = np.einsum("bj,bj,bj->b", outer, inner[a], inner[b])
