@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_simulate.py [--quick] [--repeat 3] [--chunk B]
+    python benchmarks/bench_simulate.py [--quick] [--repeat 3] [--chunk B] [--threads T] [--workers W]
 
 Full: a 50 x 50 (g, overlap) grid, N = 1000, 400 Euler steps, float32 (seed 004's diagram).
 
@@ -12,10 +12,13 @@ Measured, in this order:
    for every chunk and each of the ``steps + 1`` field evaluations, into a preallocated
    output (no allocation or page faults in the loop); best of ``--repeat`` runs;
 2. the sweep, :func:`dmftools.simulate.simulate_grid` end to end (drawing the network,
-   chunking, statistics); best of ``--repeat`` runs;
+   chunking, statistics), with its defaults (``threads=1``); best of ``--repeat`` runs.
+   With ``--threads T`` (default: the usable cores) greater than 1 the sweep is timed again
+   with ``threads=T`` (2c: T threads share each step's elementwise work, on row blocks,
+   between the GEMMs; the results must be the same), which shows what those threads gain;
 3. the floor again, to see whether the machine's load changed while the sweep ran;
 4. a paired comparison robust to load from other processes: for each chunk, the chunk's
-   integration (``_run_chunk``) and its bare GEMMs timed back to back, best of
+   integration (``_run_chunk``, as in 2) and its bare GEMMs timed back to back, best of
    ``--repeat`` per chunk, summed over chunks;
 5. the authors' method, ``scipy.integrate.odeint`` on one dense ``J`` per network, timed on a
    sample of networks spread over the grid (best of ``--repeat`` each), extrapolated;
@@ -26,7 +29,8 @@ With ``--workers W`` (default 2) the floor and the sweep are also timed on W wor
 processes with one BLAS thread each (``simulate_grid(..., executor=ProcessPoolExecutor)``),
 the configuration that uses every core for the elementwise work as well.
 
-Ratios are throughputs: "sweep at X% of GEMM throughput" is floor time / sweep time.
+Ratios are throughputs: "sweep at X% of GEMM throughput" is floor time / sweep time, with
+the floor timed in the same run.
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ def _gemm_task(job):
     return width
 
 
+def usable_cores():
+    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def best_of(repeat, fn):
     """Minimum wall time of ``repeat`` calls (the run least disturbed by other processes)."""
     times = []
@@ -81,7 +93,13 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=None, help="networks per chunk (default: simulate_grid's)")
     parser.add_argument("--workers", type=int, default=2,
                         help="also time the sweep on this many worker processes with single-threaded BLAS (0: skip)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="also time the in-process sweep with simulate_grid(threads=T) (default: the usable cores; "
+                             "1: skip)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads: expected a positive number of threads, got {args.threads}")
+    threads = args.threads or usable_cores()
 
     side, N, steps = (20, 500, 200) if args.quick else (50, 1000, 400)
     dt = 0.1
@@ -137,14 +155,22 @@ def main(argv=None):
     # 2. the sweep, end to end
     results = []
 
-    def sweep():
+    def sweep(**options):
         results[:] = [simulate_grid(net, g=g, overlap=overlap, N=N, T=T / 2, transient=T / 2, dt=dt, rng=0,
-                                    dtype=dtype, chunk=chunk, progress=False)]
+                                    dtype=dtype, chunk=chunk, progress=False, **options)]
 
     t_grid, grid_runs = best_of(args.repeat, sweep)
     print(f"2. simulate_grid (end to end)  {t_grid:8.2f} s   {flops / t_grid / 1e9:6.1f} GFLOP/s   "
           f"runs {', '.join(f'{t:.2f}' for t in grid_runs)}   ({1e3 * t_grid / points:.2f} ms per network)")
     rss_sweep = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    reference = results[0]
+    t_threads = None
+    if threads > 1:
+        t_threads, thread_runs = best_of(args.repeat, lambda: sweep(threads=threads))
+        print(f"2c. simulate_grid, threads={threads}   {t_threads:8.2f} s   {flops / t_threads / 1e9:6.1f} GFLOP/s   "
+              f"runs {', '.join(f'{t:.2f}' for t in thread_runs)}   (same results: "
+              f"{np.array_equal(results[0].chaoticity, reference.chaoticity)})")
+        results[:] = [reference]
 
     t_workers = None
     if pool is not None:
@@ -218,6 +244,8 @@ def main(argv=None):
     print()
     print(f"sweep throughput / GEMM throughput (end to end, best floor)  {100 * floor / t_grid:5.1f} %"
           f"   (target >= 70 %)")
+    if t_threads is not None:
+        print(f"sweep throughput / GEMM throughput, threads={threads} (end to end)   {100 * floor / t_threads:5.1f} %")
     print(f"sweep throughput / GEMM throughput (paired per chunk)        {100 * paired_gemm / paired_chunk:5.1f} %")
     if t_workers is not None:
         print(f"sweep / GEMM throughput, both on {args.workers} single-threaded workers      "
@@ -226,6 +254,9 @@ def main(argv=None):
         print(f"odeint time / sweep time on workers                          {t_odeint / t_workers:5.1f} x")
     print(f"odeint time / sweep time                                     {t_odeint / t_grid:5.1f} x"
           f"   (target >= 30 x)")
+    if t_threads is not None:
+        print(f"odeint time / sweep time, threads={threads}                          {t_odeint / t_threads:5.1f} x")
+    print(f"load average at the end                                      {os.getloadavg()[0]:5.2f}")
     print(f"peak traced numpy memory (sweep)   {peak_traced / 2**20:8.1f} MiB")
     print(f"peak RSS of this process            {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.1f} MiB"
           f"   (after the sweeps: {rss_sweep:.1f} MiB)")

@@ -5,6 +5,8 @@ numpy Gauss-Hermite quadrature + scipy fsolve, independently of dmftools' symbol
 """
 
 import concurrent.futures
+import hashlib
+import importlib
 import multiprocessing
 import sys
 
@@ -328,6 +330,7 @@ def test_grid_to_xarray_and_plot(monkeypatch):
 
 # -- (5) validation --------------------------------------------------------------------------
 NET = dmf.RankOne(**STRUCTURED)
+DRIVEN = dmf.RankOne(**STRUCTURED, MI=0.3, SI=0.5)
 
 
 @pytest.mark.parametrize(
@@ -379,6 +382,16 @@ def test_simulate_rejects_bad_input(kwargs, error, name):
         (dict(T=0.05, transient=0.05, dt=0.1), ValueError, "T"),
         (dict(transient=-2.0), ValueError, "transient"),
         (dict(regime="spiking"), ValueError, "regime"),
+        (dict(threads=0), ValueError, "threads"),
+        (dict(threads=1.5), ValueError, "threads"),
+        (dict(net=DRIVEN, input_strength=np.nan), ValueError, "input_strength"),
+        (dict(net=DRIVEN, input_strength=[0.5, np.inf]), ValueError, "input_strength"),
+        (dict(net=DRIVEN, input_strength=[[0.5, 1.0]]), ValueError, "input_strength"),
+        (dict(net=DRIVEN, input_strength=[]), ValueError, "input_strength"),
+        (dict(net=DRIVEN, input_strength="strong"), TypeError, "input_strength"),
+        (dict(net=DRIVEN, input_strength=True), TypeError, "input_strength"),
+        (dict(input_strength=[0.5, 1.0]), ValueError, "input_strength"),  # NET has no input
+        (dict(input_strength=2.0), ValueError, "input_strength"),
     ],
 )
 def test_simulate_grid_rejects_bad_input(kwargs, error, name):
@@ -768,3 +781,213 @@ def test_general_form_accepts_grid_samples_per_step_or_per_point():
     shifted = dmf.RankOne(**STRUCTURED, MI=2.0)
     ref = simulate(shifted, g=0.5, N=10, T=1.0, dt=0.1, rng=1)
     np.testing.assert_allclose(per_step.trajectory, ref.trajectory, rtol=0, atol=1e-12)
+
+
+# -- (11) input strength as a sweep axis -----------------------------------------------------------
+def _arithmetic_fingerprint():
+    """The platform's rounding in what the sweep's values depend on beyond IEEE basics: numpy's
+    BLAS products of the shapes of the stored grid below (N = 60, chunks of 3 and 1) and tanh."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for width in (3, 1):
+        A, X = rng.standard_normal((60, 62)), rng.standard_normal((62, width))
+        parts += [A @ X, rng.standard_normal((2, 60)) @ rng.standard_normal((60, width))]
+    parts.append(np.tanh(np.linspace(-4, 4, 1001)))
+    return hashlib.sha256(b"".join(part.tobytes() for part in parts)).hexdigest()[:16]
+
+
+#: Outputs of the implementation before ``input_strength`` and the threaded elementwise work
+#: (commit b7c7799), float64, on the platform with the fingerprint below.
+OLD_OUTPUTS = {
+    "fingerprint": "951921725586c515",
+    "current": (["0x1.fd10a27a0e2dap-6", "0x1.07942e4b234cep-4", "0x1.2dcc91382a972p-5", "0x1.b9e617c921702p-5"],
+                ["0x1.b88ce5341b52cp-2", "0x1.bbde9f3d94353p+0", "0x1.9d28e06bea881p-2", "0x1.aeb1a565a4a9bp+0"]),
+    "rate": (["0x1.56b4f4a731c97p-7", "0x1.813ba84437fcfp-6", "0x1.19256e9f02e2bp-6", "0x1.4ad8672404be5p-6"],
+             ["0x1.b5cdf4fef717dp-2", "0x1.b88b24521837dp+0", "0x1.9900a96eec495p-2", "0x1.ab92e6ea2a3d1p+0"]),
+}
+
+
+@pytest.mark.parametrize("regime", ["current", "rate"])
+@pytest.mark.parametrize("input_strength", [{}, {"input_strength": 1.0}])
+def test_grid_scalar_input_strength_one_is_unchanged(regime, input_strength):
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.3, SI=0.6, SnI=0.2)
+    grid = simulate_grid(net, g=[0.3, 0.6], overlap=[0.5, 2.2], N=60, T=6, transient=3, rng=5,
+                         dtype=np.float64, chunk=3, regime=regime, **input_strength)
+    assert grid.chaoticity.shape == (2, 2) and grid.input_strength == 1.0 and not grid.input_axis
+    chaoticity, kappa = (np.array([float.fromhex(v) for v in values]) for values in OLD_OUTPUTS[regime])
+    if _arithmetic_fingerprint() == OLD_OUTPUTS["fingerprint"]:
+        # same BLAS kernels and tanh as the stored run: bit for bit
+        np.testing.assert_array_equal(grid.chaoticity.ravel(), chaoticity)
+        np.testing.assert_array_equal(grid.kappa.ravel(), kappa)
+    else:
+        # another platform rounds the products differently (1e-16 per step); g <= 0.6 contracts,
+        # so the difference stays at round-off: 1e-12
+        np.testing.assert_allclose(grid.chaoticity.ravel(), chaoticity, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(grid.kappa.ravel(), kappa, rtol=1e-12, atol=1e-15)
+
+
+def _scaled_input(c, **base):
+    """The model whose input is c I: means, standard deviation and covariances of I times c."""
+    return dict(base, MI=c * base.get("MI", 0.0), SI=abs(c) * base.get("SI", 0.0),
+                SmI=c * base.get("SmI", 0.0), SnI=c * base.get("SnI", 0.0))
+
+
+def test_grid_input_strength_is_the_model_with_scaled_input():
+    """Input independent of the loadings: the scaled model draws the same network with input c I."""
+    base = dict(Mm=1.0, Mn=0.0, Sm=1.0, Sn=1.5, MI=0.5, SI=0.2)
+    gs, overlaps, cs = [0.5, 2.0], [0.0, 2.5], [0.0, 0.5, 1.5, 3.0]
+    grid = simulate_grid(dmf.RankOne(**base), g=gs, overlap=overlaps, N=200, T=10, transient=5, rng=6,
+                         dtype=np.float64, input_strength=cs)
+    assert grid.chaoticity.shape == (2, 2, 4) and grid.kappa.shape == (2, 2, 4, 1)
+    np.testing.assert_array_equal(grid.input_strength, cs)
+    reference = draw_network(dmf.RankOne(**base), 200, 6)
+    for c in cs:
+        scaled = draw_network(dmf.RankOne(**_scaled_input(c, **base)), 200, 6)
+        # precondition: the factorisation of the scaled covariance keeps its column order here
+        # (Var(I) c^2 stays the smallest eigenvalue), so m, n, chi, x0 are the same draws and the
+        # input is c I up to the rounding of c (MI + z SI) vs c MI + z (c SI)
+        for name in ("m", "n", "chi", "x0"):
+            np.testing.assert_array_equal(getattr(scaled, name), getattr(reference, name))
+        np.testing.assert_allclose(scaled.input, c * reference.input, rtol=0, atol=1e-14)
+    # the realised overlap does not depend on the input: the same for every c
+    np.testing.assert_array_equal(grid.realised_overlap, np.repeat(grid.realised_overlap[..., :1], 4, axis=2))
+    for i, g in enumerate(gs):
+        for j, overlap in enumerate(overlaps):
+            for k, c in enumerate(cs):
+                point = dmf.RankOne(**_scaled_input(c, **{**base, "Mn": overlap}))
+                single = simulate(point, g=g, N=200, T=10, transient=5, rng=6)
+                # same network and input up to 1e-16; GEMM vs GEMV summation order (1e-16 per
+                # step), amplified at most e^{lambda T} (lambda < 0.5): 1e-8 as in the plain grid test
+                assert grid.chaoticity[i, j, k] == pytest.approx(single.temporal_std(), rel=1e-8, abs=1e-10)
+                assert grid.kappa[i, j, k, 0] == pytest.approx(single.kappa()[0], rel=1e-8, abs=1e-10)
+    # the input moves the structure: kappa depends on c at the structured, stationary points
+    assert np.ptp(grid.kappa[0, 1, :, 0]) > 0.05
+
+
+def test_grid_input_strength_correlated_input_against_dense_euler():
+    """Input correlated with m and n (a scaled model draws other vectors): a dense-J Euler loop
+    on the grid's own drawn vectors, driven by c I."""
+    base = dict(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.2, SI=0.8, SmI=0.3, SnI=0.5)
+    net = dmf.RankOne(**base)
+    N, dt, steps, first = 120, 0.1, 100, 50
+    gs, overlaps, cs = [0.5, 1.8], [2.2], [-1.0, 0.5, 2.0]
+    grid = simulate_grid(net, g=gs, overlap=overlaps, N=N, T=5, transient=5, rng=3, dtype=np.float64,
+                         input_strength=cs, chunk=4)
+    real = draw_network(net, N, 3)
+    n = real.n + (overlaps[0] / base["Mm"] - base["Mn"])  # the grid's mean of n_1 for this overlap
+    for i, g in enumerate(gs):
+        J = g * real.chi + real.m @ n.T / N
+        for k, c in enumerate(cs):
+            x, xs, kappas = real.x0.copy(), [], []
+            for step in range(steps + 1):
+                r = np.tanh(x)
+                if step >= first:
+                    xs.append(x.copy())
+                    kappas.append(n[:, 0] @ r / N)
+                x = x + dt * (-x + J @ r + c * real.input)
+            # float64 on both sides; summation orders differ (1e-16 per step), chaos at g = 1.8
+            # amplifies by at most e^{T} over these 10 time units: 1e-9
+            assert grid.chaoticity[i, 0, k] == pytest.approx(np.std(xs, axis=0).mean(), rel=1e-9, abs=1e-12)
+            assert grid.kappa[i, 0, k, 0] == pytest.approx(np.mean(kappas), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("regime, method, dtype", [("current", "euler", np.float32), ("rate", "rk4", np.float64)])
+def test_grid_input_strength_zero_is_the_model_without_input(regime, method, dtype):
+    loadings = dict(Mm=1.0, Mn=0.0, Sm=1.0, Sn=1.5)
+    with_input, without = dmf.RankOne(**loadings, MI=0.5, SI=0.2), dmf.RankOne(**loadings)
+    a, b = draw_network(with_input, 150, 4), draw_network(without, 150, 4)
+    # precondition: the same m, n, chi and x0 (Var(I) sorts first in both factorisations), I = 0 without
+    assert np.array_equal(a.m, b.m) and np.array_equal(a.n, b.n) and np.array_equal(a.x0, b.x0)
+    assert not np.any(b.input) and np.any(a.input)
+    common = dict(g=[0.5, 2.0], overlap=[0.0, 2.5], N=150, T=10, transient=5, rng=4, regime=regime,
+                  method=method, dtype=dtype)
+    reference = simulate_grid(without, **common)
+    # the input enters as 0 * I: exact zeros added to the same products, chunked alike (4 points)
+    scalar = simulate_grid(with_input, **common, input_strength=0.0)
+    axis = simulate_grid(with_input, **common, input_strength=[0.0])
+    assert scalar.chaoticity.shape == (2, 2) and axis.chaoticity.shape == (2, 2, 1)
+    for chaoticity, kappa in ((scalar.chaoticity, scalar.kappa), (axis.chaoticity[..., 0], axis.kappa[..., 0, :])):
+        np.testing.assert_array_equal(chaoticity, reference.chaoticity)
+        np.testing.assert_array_equal(kappa, reference.kappa)
+    assert not np.allclose(simulate_grid(with_input, **common).kappa, reference.kappa)
+
+
+def test_grid_input_strength_needs_an_input():
+    for strength in ([0.5, 1.0], [1.0], 0.0, 2.0):
+        with pytest.raises(ValueError, match="^input_strength: the model has no input to scale"):
+            simulate_grid(NET, g=[0.5], overlap=[1.0], N=10, T=1.0, input_strength=strength)
+    # the default factor 1 leaves a model without input as it is
+    assert simulate_grid(NET, g=[0.5], overlap=[1.0], N=10, T=1.0, input_strength=1.0).chaoticity.shape == (1, 1)
+
+
+def _assert_samples_equal(a, b):
+    for name in ("chaoticity_samples", "kappa_samples", "realised_overlap_samples", "input_strength"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_grid_input_strength_executors_and_seeds():
+    grid_args = dict(g=[0.5, 2.0], overlap=[0.0, 2.2], N=120, T=6, transient=4, chunk=5,
+                     input_strength=[0.0, 1.0, 2.5])
+    local = simulate_grid(DRIVEN, **grid_args, rng=[9, 4])
+    assert local.chaoticity_samples.shape == (2, 2, 2, 3) and local.kappa_samples.shape == (2, 2, 2, 3, 1)
+    assert local.realised_overlap_samples.shape == (2, 2, 2, 3) and local.shape == (2, 2, 3)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        _assert_samples_equal(local, simulate_grid(DRIVEN, **grid_args, rng=[9, 4], executor=pool))
+    if sys.platform != "win32":
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+            _assert_samples_equal(local, simulate_grid(DRIVEN, **grid_args, rng=[9, 4], executor=pool))
+    # each seed's slice is its single-seed sweep; the elementwise threads do not change values
+    for index, seed in enumerate((9, 4)):
+        for threads in (1, 2):
+            alone = simulate_grid(DRIVEN, **grid_args, rng=seed, threads=threads)
+            np.testing.assert_array_equal(local.chaoticity_samples[index], alone.chaoticity)
+            np.testing.assert_array_equal(local.kappa_samples[index], alone.kappa)
+    assert "2 x 2 x 3 points" in repr(local)
+
+
+def test_grid_input_strength_xarray_and_plot(monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("plot() must not call plt.show"))
+    grid = simulate_grid(DRIVEN, g=[0.5, 2.0], overlap=[0.0, 2.2], N=40, T=2, transient=1, input_strength=[0.5, 2.0])
+    with pytest.raises(ValueError, match=r"^input_index: .*input-strength axis \(2 values\)"):
+        grid.plot()
+    with pytest.raises(ValueError, match="^input_index:"):
+        grid.plot(input_index=2)
+    fig = grid.plot(input_index=1)
+    assert "input strength 2" in fig.axes[0].get_title()
+    mesh = fig.axes[0].collections[0]
+    np.testing.assert_array_equal(np.asarray(mesh.get_array()).ravel(), grid.chaoticity[..., 1].T.ravel())
+    plt.close(fig)
+    flat = simulate_grid(DRIVEN, g=[0.5], overlap=[1.0], N=20, T=1, input_strength=0.5)
+    assert flat.chaoticity.shape == (1, 1) and flat.input_strength == 0.5 and "input_strength=0.5" in repr(flat)
+    with pytest.raises(ValueError, match="^input_index: this grid has no input-strength axis"):
+        flat.plot(input_index=0)
+    xr = pytest.importorskip("xarray")
+    ds = grid.to_xarray()
+    assert isinstance(ds, xr.Dataset)
+    assert ds["chaoticity"].dims == ("g", "overlap", "input_strength")
+    assert ds["kappa_samples"].dims == ("seed", "g", "overlap", "input_strength", "k")
+    assert ds["input_strength"].values.tolist() == [0.5, 2.0] and "input_strength" not in ds.attrs
+    np.testing.assert_array_equal(ds["kappa"].sel(input_strength=2.0, k=1).values, grid.kappa[:, :, 1, 0])
+    assert flat.to_xarray().attrs["input_strength"] == 0.5
+
+
+# -- (12) elementwise work on row blocks in threads --------------------------------------------------
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(regime="rate"), dict(regime="rate", record="r"), dict(method="heun"),
+     dict(regime="rate", method="rk4", dtype=np.float64)],
+)
+def test_grid_row_block_threads_do_not_change_values(monkeypatch, options):
+    grid_module = importlib.import_module("dmftools.simulate._grid")
+    monkeypatch.setattr(grid_module, "MIN_THREAD_ELEMENTS", 1)  # split even this small grid's rows
+    args = dict(GRID, input_strength=[0.5, 1.0], chunk=5, **options)
+    one = simulate_grid(DRIVEN, **args, threads=1)
+    assert one.meta["threads"] == 1
+    for threads in (2, 3):
+        # elementwise operations give the same values on any row split, summed in the same order
+        _assert_samples_equal(one, simulate_grid(DRIVEN, **args, threads=threads))

@@ -8,8 +8,9 @@ The data path of this layer is ``model -> draw a realisation -> integrate -> sta
   (``kappa``, ``temporal_std``, ``delta0``, ``delta_inf``, ``autocorrelation``,
   ``activity_along``); with a sequence of seeds, a :class:`SimulationEnsemble` whose
   statistics are :class:`Estimate` objects (mean over seeds and standard error);
-- :func:`simulate_grid` sweeps (g, overlap) on one shared realisation per seed, many networks
-  per GEMM, chunks sent to any executor; it returns a :class:`GridSimulation`;
+- :func:`simulate_grid` sweeps (g, overlap), optionally also the input strength, on one shared
+  realisation per seed, many networks per GEMM, chunks sent to any executor; it returns a
+  :class:`GridSimulation`;
 - :func:`draw_network` gives the realisation itself (``chi``, loadings, input, ``x0``);
 - :func:`step_input` and :func:`pulse_input` build piecewise-constant time courses.
 

@@ -114,6 +114,44 @@ def compile_phi(expr: sp.Expr):
     return phi
 
 
+#: SymPy functions whose numpy ufunc can write into a given array: ``phi = f(x)`` exactly is
+#: evaluated as ``f(x, out=out)``, the same ufunc loop that ``sympy.lambdify`` calls.
+_UFUNCS = {sp.tanh: np.tanh, sp.exp: np.exp, sp.sin: np.sin, sp.cos: np.cos, sp.atan: np.arctan}
+
+
+def compile_phi_into(expr: sp.Expr):
+    """Compile ``phi`` to ``phi_into(x, out)``, which writes ``phi(x)`` into ``out``.
+
+    Same values as :func:`compile_phi` (``out`` has ``x``'s shape and dtype). When ``phi`` is
+    a single numpy ufunc applied to :data:`dmftools.model.X` (e.g. ``tanh``) it is evaluated
+    straight into ``out``; otherwise the result of :func:`compile_phi` is copied there.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = np.linspace(-2, 2, 5, dtype=np.float32)
+    >>> out = np.empty_like(x)
+    >>> for expr in (sp.tanh(X), sp.erf(X / 2)):
+    ...     compile_phi_into(expr)(x, out)
+    ...     print(np.array_equal(out, compile_phi(expr)(x)))
+    True
+    True
+    """
+    ufunc = _UFUNCS.get(expr.func) if expr.args == (X,) else None
+    if ufunc is not None:
+
+        def phi_into(x, out):
+            ufunc(x, out=out)
+
+        return phi_into
+    phi = compile_phi(expr)
+
+    def phi_into(x, out):
+        np.copyto(out, phi(x))
+
+    return phi_into
+
+
 def loading_factor(cov: np.ndarray) -> np.ndarray:
     """A factor ``L`` with ``L L^T = cov`` that tolerates singular (PSD) covariances.
 

@@ -367,11 +367,13 @@ class SimulationEnsemble(Sequence):
 
 @dataclass(frozen=True, repr=False)
 class GridSimulation:
-    """A (g, overlap) sweep: one network per grid point and seed, statistics after the transient.
+    """A (g, overlap) or (g, overlap, input strength) sweep: one network per grid point and seed.
 
-    Per-seed values are stored (``*_samples``, leading axis over seeds); the properties
-    without suffix are means over seeds and those ending in ``_sem`` their standard errors
-    (NaN with a single seed).
+    Statistics are measured after the transient. Per-seed values are stored (``*_samples``,
+    leading axis over seeds); the properties without suffix are means over seeds and those
+    ending in ``_sem`` their standard errors (NaN with a single seed). The grid's shape
+    (:attr:`shape`) is (G, O), or (G, O, K) when the input strength was swept (``K``
+    values, :attr:`input_strength` an array).
 
     Attributes
     ----------
@@ -380,14 +382,17 @@ class GridSimulation:
         Nominal structure strength ``m_1^T n_1 / N`` (set by scaling the mean of ``n_1``).
     seeds : tuple of int, length S
         One realisation per seed, shared by all grid points of that seed.
-    chaoticity_samples : ndarray, shape (S, G, O)
+    chaoticity_samples : ndarray, shape (S,) + shape
         ``<std_t(x_i)>_i`` of the recorded variable.
-    kappa_samples : ndarray, shape (S, G, O, R)
+    kappa_samples : ndarray, shape (S,) + shape + (R,)
         Time average of ``kappa_k(t)``.
-    realised_overlap_samples : ndarray, shape (S, G, O)
-        ``m_1^T n_1 / N`` of the realisation at each point.
+    realised_overlap_samples : ndarray, shape (S,) + shape
+        ``m_1^T n_1 / N`` of the realisation at each point (the same for every input strength).
     mean_n : ndarray, shape (O,)
         The mean of ``n_1`` used for each overlap.
+    input_strength : float or ndarray of shape (K,)
+        Factor ``c`` of the model's input vector (input ``c I``): a float for a 2-d grid
+        (default 1, the model's input), an array for the third grid axis.
     """
 
     g: np.ndarray
@@ -406,6 +411,17 @@ class GridSimulation:
     record: str
     dtype: str
     meta: dict = field(default_factory=dict)
+    input_strength: Union[float, np.ndarray] = 1.0
+
+    @property
+    def input_axis(self) -> bool:
+        """Whether the grid has an input-strength axis (``input_strength`` was an array)."""
+        return np.ndim(self.input_strength) == 1
+
+    @property
+    def shape(self) -> tuple:
+        """The grid's shape: (G, O), or (G, O, K) with an input-strength axis."""
+        return self.chaoticity_samples.shape[1:]
 
     # -- means over seeds and standard errors ------------------------------------------
     @property
@@ -415,7 +431,7 @@ class GridSimulation:
 
     @property
     def chaoticity(self) -> np.ndarray:
-        """``<std_t(x_i)>_i``, mean over seeds, shape (G, O)."""
+        """``<std_t(x_i)>_i``, mean over seeds, shape :attr:`shape`."""
         return self.chaoticity_samples.mean(axis=0)
 
     @property
@@ -424,7 +440,7 @@ class GridSimulation:
 
     @property
     def kappa(self) -> np.ndarray:
-        """Signed ``kappa_k``, mean over seeds, shape (G, O, R)."""
+        """Signed ``kappa_k``, mean over seeds, shape :attr:`shape` + (R,)."""
         return self.kappa_samples.mean(axis=0)
 
     @property
@@ -433,7 +449,7 @@ class GridSimulation:
 
     @property
     def abs_kappa(self) -> np.ndarray:
-        """``|kappa_k|``, mean over seeds (the structure panel; sign-symmetric), shape (G, O, R)."""
+        """``|kappa_k|``, mean over seeds (the structure panel; sign-symmetric), shape :attr:`shape` + (R,)."""
         return np.abs(self.kappa_samples).mean(axis=0)
 
     @property
@@ -442,7 +458,7 @@ class GridSimulation:
 
     @property
     def realised_overlap(self) -> np.ndarray:
-        """Realised ``m_1^T n_1 / N``, mean over seeds, shape (G, O)."""
+        """Realised ``m_1^T n_1 / N``, mean over seeds, shape :attr:`shape`."""
         return self.realised_overlap_samples.mean(axis=0)
 
     @property
@@ -454,7 +470,9 @@ class GridSimulation:
 
         Variables: ``chaoticity``, ``kappa``, ``abs_kappa``, ``realised_overlap`` (means over
         seeds), the same names with ``_sem`` (standard errors; NaN for one seed) and with
-        ``_samples`` (per seed, leading dimension ``seed``), and ``mean_n``.
+        ``_samples`` (per seed, leading dimension ``seed``), and ``mean_n``. A grid with an
+        input-strength axis has the dimension and coordinate ``input_strength`` after
+        ``overlap``; otherwise the scalar input strength is the attribute ``input_strength``.
 
         Raises
         ------
@@ -468,7 +486,8 @@ class GridSimulation:
                 "to_xarray needs xarray: pip install xarray (or pip install 'dmftools[xarray]')"
             ) from None
         R = self.kappa_samples.shape[-1]
-        plane, kdims = ("g", "overlap"), ("g", "overlap", "k")
+        plane = ("g", "overlap") + (("input_strength",) if self.input_axis else ())
+        kdims = plane + ("k",)
         data = {"mean_n": (("overlap",), self.mean_n)}
         for name, dims, samples in (
             ("chaoticity", plane, self.chaoticity_samples),
@@ -479,21 +498,24 @@ class GridSimulation:
             data[name] = (dims, samples.mean(axis=0))
             data[f"{name}_sem"] = (dims, _sem(samples))
             data[f"{name}_samples"] = (("seed",) + dims, samples)
-        return xr.Dataset(
-            data,
-            coords={"g": self.g, "overlap": self.overlap, "k": np.arange(1, R + 1),
-                    "seed": np.asarray(self.seeds, dtype=np.int64)},
-            attrs={
-                "N": self.N, "T": self.T, "dt": self.dt, "transient": self.transient,
-                "regime": self.regime, "method": self.method, "record": self.record,
-                "n_seeds": len(self.seeds), "dtype": self.dtype,
-            },
-        )
+        coords = {"g": self.g, "overlap": self.overlap, "k": np.arange(1, R + 1),
+                  "seed": np.asarray(self.seeds, dtype=np.int64)}
+        attrs = {
+            "N": self.N, "T": self.T, "dt": self.dt, "transient": self.transient,
+            "regime": self.regime, "method": self.method, "record": self.record,
+            "n_seeds": len(self.seeds), "dtype": self.dtype,
+        }
+        if self.input_axis:
+            coords["input_strength"] = np.asarray(self.input_strength, dtype=float)
+        else:
+            attrs["input_strength"] = float(self.input_strength)
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def plot(self, ax: Optional[Sequence] = None, boundaries=None):
+    def plot(self, ax: Optional[Sequence] = None, boundaries=None, input_index: Optional[int] = None):
         """Seed 004's two panels: chaoticity and ``|kappa_1|`` over (g, overlap), theory overlaid.
 
-        Both panels show means over seeds.
+        Both panels show means over seeds; a grid with an input-strength axis shows the
+        (g, overlap) plane at one input strength, chosen with ``input_index``.
 
         Parameters
         ----------
@@ -504,6 +526,9 @@ class GridSimulation:
             ``{name: (g values, overlap values)}`` in the sweep's coordinates, or any object
             whose ``boundary_curves()`` returns such a mapping (a theory phase diagram).
             NaNs break a curve. The panels keep the sweep's extent.
+        input_index : int, optional
+            Index into :attr:`input_strength` of the plane to draw: required when the grid
+            has an input-strength axis, not accepted otherwise.
 
         Returns
         -------
@@ -522,6 +547,23 @@ class GridSimulation:
         ['onset of chaos']
         """
         curves = _boundary_curves(boundaries)
+        chaoticity, abs_kappa = self.chaoticity, self.abs_kappa[..., 0]
+        note = ""
+        if self.input_axis:
+            K = len(self.input_strength)
+            if input_index is None:
+                raise ValueError(
+                    f"input_index: this grid has an input-strength axis ({K} values); choose the "
+                    f"(g, overlap) plane to draw with input_index=0..{K - 1}"
+                )
+            if isinstance(input_index, (bool, np.bool_)) or not isinstance(input_index, (int, np.integer)) \
+                    or not -K <= input_index < K:
+                raise ValueError(f"input_index: expected an integer index into the {K} input strengths "
+                                 f"(-{K} <= input_index < {K}), got {input_index!r}")
+            chaoticity, abs_kappa = chaoticity[..., input_index], abs_kappa[..., input_index]
+            note = f", input strength {self.input_strength[input_index]:g}"
+        elif input_index is not None:
+            raise ValueError("input_index: this grid has no input-strength axis (input_strength was a scalar)")
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -532,8 +574,8 @@ class GridSimulation:
                 raise ValueError(f"ax: expected two Axes (chaoticity, kappa), got {len(axes)}")
             fig = axes[0].figure
         panels = [
-            (self.chaoticity, r"chaoticity $\langle \mathrm{std}_t(x_i) \rangle_i$"),
-            (self.abs_kappa[..., 0], r"structure $|\kappa|$"),
+            (chaoticity, r"chaoticity $\langle \mathrm{std}_t(x_i) \rangle_i$" + note),
+            (abs_kappa, r"structure $|\kappa|$" + note),
         ]
         for index, (a, (values, title)) in enumerate(zip(axes, panels)):
             mesh = a.pcolormesh(self.g, self.overlap, values.T, shading="auto")
@@ -553,8 +595,15 @@ class GridSimulation:
 
     def __repr__(self):
         seeds = f"seed={self.seeds[0]}" if len(self.seeds) == 1 else f"{len(self.seeds)} seeds {list(self.seeds)}"
+        if self.input_axis:
+            values = np.round(np.asarray(self.input_strength), 6).tolist()
+            size = f"{len(self.g)} x {len(self.overlap)} x {len(values)} points (input_strength {values})"
+        else:
+            size = f"{len(self.g)} x {len(self.overlap)} points"
+            if self.input_strength != 1.0:
+                size += f", input_strength={self.input_strength:g}"
         return (
-            f"GridSimulation({self.regime!r}, {len(self.g)} x {len(self.overlap)} points, N={self.N}, "
+            f"GridSimulation({self.regime!r}, {size}, N={self.N}, "
             f"T={self.T}, dt={self.dt}, transient={self.transient}, method={self.method!r}, "
             f"dtype={self.dtype}, {seeds})"
         )
