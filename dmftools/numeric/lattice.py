@@ -124,6 +124,12 @@ def _gaussian_rows(offsets, scale, limit):
     return w / w.sum(axis=1, keepdims=True)
 
 
+def _trapezoid_nodes(std, spacing):
+    """Nodes of the per-row trapezoid rule in z (``2 ceil(L / h_z) + 1``, ``h_z = min(Z_SPACING, spacing / std)``)."""
+    with np.errstate(divide="ignore"):
+        return 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / std)) + 1
+
+
 def _trapezoid_rows(std, spacing):
     """Per-row trapezoid rule in z: nodes (rows, 2K+1) and weights; zero-padded."""
     with np.errstate(divide="ignore"):
@@ -170,9 +176,7 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
     _check("delta", delta)
     out = [np.empty(mu.size) for _ in range(n_out)]
     std = np.sqrt(delta)
-    with np.errstate(divide="ignore"):
-        nodes = 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / std)) + 1
-    for idx in _chunks(nodes):
+    for idx in _chunks(_trapezoid_nodes(std, spacing)):
         z, w = _trapezoid_rows(std[idx], spacing)
         x = mu[idx, None] + std[idx, None] * z
         for i, v in enumerate(_as_outputs(fn(x), n_out, x.shape)):
@@ -323,9 +327,7 @@ def _nested_mehler(fn, n_out, pairs, mu, delta0, rho, spacing):
     std = np.sqrt(delta0)
     used = sorted({p for pair in pairs for p in pair})
     out = [np.empty(mu.size) for _ in pairs]
-    with np.errstate(divide="ignore"):
-        nodes = 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / std)) + 1
-    for idx in _chunks(nodes):
+    for idx in _chunks(_trapezoid_nodes(std, spacing)):
         z, w = _trapezoid_rows(std[idx], spacing)
         x = mu[idx, None] + std[idx, None] * z
         values = _as_outputs(fn(x), n_out, x.shape)
@@ -364,8 +366,8 @@ def _nested_product(fn, n_out, pairs, mu, s, r, spacing, thin):
         return z, w
 
     outer_thin, inner_thin = r < thin, s < thin
-    cost = np.where(outer_thin, GH_NODES, 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / np.maximum(r, 1e-300))) + 1)
-    cost = cost * np.where(inner_thin, GH_NODES, 2 * np.ceil(HALF_WIDTH / np.minimum(Z_SPACING, spacing / np.maximum(s, 1e-300))) + 1)
+    cost = np.where(outer_thin, GH_NODES, _trapezoid_nodes(r, spacing))
+    cost = cost * np.where(inner_thin, GH_NODES, _trapezoid_nodes(s, spacing))
     for idx in _chunks(cost):
         zo, wo = rule(r[idx], outer_thin[idx])
         zi, wi = rule(s[idx], inner_thin[idx])
