@@ -7,7 +7,7 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
-from ._newton import newton
+from ._newton import _solve_linear, newton
 from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
@@ -226,23 +226,25 @@ def _polish_singular(cf, state, result, par):
     if cols.size == 0:
         return u, residual
     system = _system(cf)
-    R = held.shape[0]
-
-    def subspace(w, params):
-        # the held overlaps' equations are replaced by kappa_k = 0 (masks ride along as
-        # the last R parameters, so Newton indexes them with its active columns)
-        F, J = system(w, params[:-R])
-        for k, mask in enumerate(params[-R:]):
-            h = mask > 0
-            F[first + k, h] = w[first + k, h]
-            J[first + k, :, h] = 0.0
-            J[first + k, first + k, h] = 1.0
-        return F, J
-
     w = u[:, cols].copy()
     w[first:][held] = 0.0
     p = [np.asarray(a)[cols] for a in par]
-    w = newton(subspace, w, p + [h.astype(float) for h in held], chaotic=state == "chaotic", maxiter=20).u
+    n = w.shape[0]
+    for _ in range(20):
+        F, J = system(w, p)
+        for k in range(first, n):
+            # a held overlap's equation is replaced by kappa_k = 0
+            h = held[k - first]
+            F[k, h] = 0.0
+            J[k, :, h] = 0.0
+            J[k, k, h] = 1.0
+        du = np.nan_to_num(_solve_linear(J, F))
+        w = w + du
+        w[1] = np.maximum(w[1], 0.0)
+        if state == "chaotic":
+            w[2] = np.clip(w[2], 0.0, w[1])
+        if np.all(np.max(np.abs(du), axis=0) <= 1e-14 * (1 + np.max(np.abs(w), axis=0))):
+            break
     F, _ = system(w, p)
     full = np.max(np.abs(F), axis=0)
     good = np.isfinite(full) & (full <= REPORT_TOL * (1 + np.max(np.abs(w), axis=0)))
