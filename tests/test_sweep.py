@@ -44,9 +44,9 @@ RESIDUAL_ATOL, TERMS_RTOL = 10 * REPORT_TOL, 1e-12
 # Bulk radius g sqrt([phi'^2]): numpy quadrature ~1e-13 relative, 100x headroom.
 RADIUS_RTOL = 1e-11
 
-#: Branch slots: unit-rank names (several kappa = 0 solutions: central, central_2, ...), or
-#: "0", "1", ... when some point of the grid has more solutions than those names hold.
-BRANCHES = re.compile(r"negative|positive|central(_[2-9]|_[1-9][0-9]+)?|0|[1-9][0-9]*")
+#: Branch slots of a unit-rank model: negative / central / positive, and central_k,
+#: negative_k, positive_k (k >= 2) at points with more solutions than those three.
+BRANCHES = re.compile(r"(negative|positive|central)(_[2-9]|_[1-9][0-9]+)?")
 
 
 # -- strategies ----------------------------------------------------------------------
