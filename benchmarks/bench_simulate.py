@@ -10,27 +10,28 @@ Measured, in this order:
 
 1. the floor: the bare GEMMs of the sweep's shapes, ``chi @ X`` with ``X`` of shape (N, B)
    for every chunk and each of the ``steps + 1`` field evaluations, into a preallocated
-   output (no allocation or page faults in the loop); best of ``--repeat`` runs;
+   output (no allocation or page faults in the loop), best of ``--repeat`` runs, two ways:
+   (a) chunk after chunk with BLAS on every core, (b) ``T`` chunks at a time on a thread
+   pool with one BLAS thread each (the way the sweep runs them). The floor is the faster;
 2. the sweep, :func:`dmftools.simulate.simulate_grid` end to end (drawing the network,
-   chunking, statistics), with its defaults (``threads=1``); best of ``--repeat`` runs.
-   With ``--threads T`` (default: the usable cores) greater than 1 the sweep is timed again
-   with ``threads=T`` (2c: T threads share each step's elementwise work, on row blocks,
-   between the GEMMs; the results must be the same), which shows what those threads gain;
+   chunking, statistics) with its defaults (``T`` chunks at a time on threads, one BLAS
+   thread per chunk); best of ``--repeat`` runs;
 3. the floor again, to see whether the machine's load changed while the sweep ran;
-4. a paired comparison robust to load from other processes: for each chunk, the chunk's
-   integration (``_run_chunk``, as in 2) and its bare GEMMs timed back to back, best of
-   ``--repeat`` per chunk, summed over chunks;
+4. per chunk, on one core: the chunk's integration (``_run_chunk``) and its bare GEMMs with
+   one BLAS thread, back to back, best of ``--repeat`` per chunk, summed over chunks (the
+   share of a core's time that goes to the GEMMs, robust to other load);
 5. the authors' method, ``scipy.integrate.odeint`` on one dense ``J`` per network, timed on a
    sample of networks spread over the grid (best of ``--repeat`` each), extrapolated;
 6. peak memory: traced numpy allocations of a short sweep of the same grid (peak memory
    does not depend on the number of steps) and the process's peak RSS.
 
 With ``--workers W`` (default 2) the floor and the sweep are also timed on W worker
-processes with one BLAS thread each (``simulate_grid(..., executor=ProcessPoolExecutor)``),
-the configuration that uses every core for the elementwise work as well.
+processes with one BLAS thread each (``simulate_grid(..., executor=ProcessPoolExecutor)``).
+``--threads`` defaults to the usable cores.
 
 Ratios are throughputs: "sweep at X% of GEMM throughput" is floor time / sweep time, with
-the floor timed in the same run.
+the floor (the faster of 1a and 1b, before or after the sweep) timed in the same run; with
+workers, the ratio against the best GEMM throughput of any configuration (1c included) too.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import dmftools as dmf  # noqa: E402
 from dmftools.simulate import draw_network, simulate_grid  # noqa: E402
-from dmftools.simulate._grid import _Chunk, _run_chunk, default_chunk  # noqa: E402
+from dmftools.simulate._grid import _Chunk, _one_blas_thread, _run_chunk, default_chunk  # noqa: E402
 
 
 _WORKER_CHI = {}
@@ -94,8 +95,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2,
                         help="also time the sweep on this many worker processes with single-threaded BLAS (0: skip)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="also time the in-process sweep with simulate_grid(threads=T) (default: the usable cores; "
-                             "1: skip)")
+                        help="chunks at a time in-process, simulate_grid(threads=T) (default: the usable cores)")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads: expected a positive number of threads, got {args.threads}")
@@ -129,14 +129,28 @@ def main(argv=None):
             for _ in range(steps + 1):  # steps + 1 field evaluations, as in the sweep
                 np.matmul(chi, X, out=out)
 
+    def one_chunk_gemms(width):
+        X, out = operands[width], np.empty((N, width), dtype=dtype)
+        with _one_blas_thread():
+            for _ in range(steps + 1):
+                np.matmul(chi, X, out=out)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    gemm_pool = ThreadPoolExecutor(threads)
+
+    def gemms_threaded(width_list):
+        list(gemm_pool.map(one_chunk_gemms, width_list))
+
     gemms(widths[:1])  # warm up BLAS threads and buffers
     t_gemm, gemm_runs = best_of(args.repeat, lambda: gemms(widths))
-    print(f"1. bare GEMMs (floor)          {t_gemm:8.2f} s   {flops / t_gemm / 1e9:6.1f} GFLOP/s   "
+    print(f"1a. bare GEMMs, BLAS on every core        {t_gemm:8.2f} s   {flops / t_gemm / 1e9:6.1f} GFLOP/s   "
           f"runs {', '.join(f'{t:.2f}' for t in gemm_runs)}")
+    t_gemm_t, gemm_t_runs = best_of(args.repeat, lambda: gemms_threaded(widths))
+    print(f"1b. bare GEMMs, {threads} chunks x 1 BLAS thread   {t_gemm_t:8.2f} s   {flops / t_gemm_t / 1e9:6.1f} GFLOP/s   "
+          f"runs {', '.join(f'{t:.2f}' for t in gemm_t_runs)}")
 
-    # 1b/2b. the same on worker processes with one BLAS thread each (simulate_grid's executor=):
-    # the elementwise work (phi, statistics), single-threaded in-process, then runs on every
-    # core too, and no BLAS thread waits for another one that the OS has descheduled
+    # 1c/2b. the same on worker processes with one BLAS thread each (simulate_grid's executor=)
     pool, saved = None, {}
     if args.workers > 0:
         import multiprocessing
@@ -149,7 +163,7 @@ def main(argv=None):
         jobs = [(N, min(chunk_w, points - s), steps) for s in range(0, points, chunk_w)]
         list(pool.map(_gemm_task, [(N, 1, 1)] * (4 * args.workers)))  # start workers, cache chi
         t_gemm_w, gemm_w_runs = best_of(args.repeat, lambda: list(pool.map(_gemm_task, jobs)))
-        print(f"1b. bare GEMMs on {args.workers} workers x 1 BLAS thread, chunk {chunk_w}: {t_gemm_w:6.2f} s   "
+        print(f"1c. bare GEMMs on {args.workers} workers x 1 BLAS thread, chunk {chunk_w}: {t_gemm_w:6.2f} s   "
               f"{flops / t_gemm_w / 1e9:6.1f} GFLOP/s   runs {', '.join(f'{t:.2f}' for t in gemm_w_runs)}")
 
     # 2. the sweep, end to end
@@ -159,18 +173,11 @@ def main(argv=None):
         results[:] = [simulate_grid(net, g=g, overlap=overlap, N=N, T=T / 2, transient=T / 2, dt=dt, rng=0,
                                     dtype=dtype, chunk=chunk, progress=False, **options)]
 
-    t_grid, grid_runs = best_of(args.repeat, sweep)
-    print(f"2. simulate_grid (end to end)  {t_grid:8.2f} s   {flops / t_grid / 1e9:6.1f} GFLOP/s   "
-          f"runs {', '.join(f'{t:.2f}' for t in grid_runs)}   ({1e3 * t_grid / points:.2f} ms per network)")
+    t_grid, grid_runs = best_of(args.repeat, lambda: sweep(threads=threads))
+    print(f"2. simulate_grid (end to end, threads={threads}) {t_grid:8.2f} s   {flops / t_grid / 1e9:6.1f} GFLOP/s   "
+          f"runs {', '.join(f'{t:.2f}' for t in grid_runs)}   ({1e3 * t_grid / points:.2f} ms per network; "
+          f"meta {results[0].meta['threads']} threads, {results[0].meta['blas_threads']} BLAS thread per chunk)")
     rss_sweep = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    reference = results[0]
-    t_threads = None
-    if threads > 1:
-        t_threads, thread_runs = best_of(args.repeat, lambda: sweep(threads=threads))
-        print(f"2c. simulate_grid, threads={threads}   {t_threads:8.2f} s   {flops / t_threads / 1e9:6.1f} GFLOP/s   "
-              f"runs {', '.join(f'{t:.2f}' for t in thread_runs)}   (same results: "
-              f"{np.array_equal(results[0].chaoticity, reference.chaoticity)})")
-        results[:] = [reference]
 
     t_workers = None
     if pool is not None:
@@ -190,10 +197,12 @@ def main(argv=None):
 
     # 3. the floor again: did the load change?
     t_gemm2, gemm2_runs = best_of(args.repeat, lambda: gemms(widths))
-    print(f"3. bare GEMMs again            {t_gemm2:8.2f} s   {flops / t_gemm2 / 1e9:6.1f} GFLOP/s   "
-          f"runs {', '.join(f'{t:.2f}' for t in gemm2_runs)}")
+    t_gemm2_t, gemm2_t_runs = best_of(args.repeat, lambda: gemms_threaded(widths))
+    gemm_pool.shutdown()
+    print(f"3. bare GEMMs again: 1a {t_gemm2:.2f} s (runs {', '.join(f'{t:.2f}' for t in gemm2_runs)}), "
+          f"1b {t_gemm2_t:.2f} s (runs {', '.join(f'{t:.2f}' for t in gemm2_t_runs)})")
 
-    # 4. paired per chunk: integration and its GEMMs back to back
+    # 4. per chunk on one core: integration and its GEMMs back to back, both on one BLAS thread
     real = draw_network(net, N, rng=0)
     mean_n = overlap / net.means[0]
     g_points = np.repeat(g, side)
@@ -211,11 +220,11 @@ def main(argv=None):
             _run_chunk(task)
             best_c = min(best_c, time.perf_counter() - start)
             start = time.perf_counter()
-            gemms([width])
+            one_chunk_gemms(width)
             best_g = min(best_g, time.perf_counter() - start)
         paired_chunk += best_c
         paired_gemm += best_g
-    print(f"4. paired per chunk: chunks {paired_chunk:.2f} s, their GEMMs {paired_gemm:.2f} s")
+    print(f"4. per chunk on one core: chunks {paired_chunk:.2f} s, their GEMMs {paired_gemm:.2f} s")
 
     # 5. odeint on one dense J per network, sampled across the grid (g-major order), extrapolated
     from scipy.integrate import odeint
@@ -240,13 +249,15 @@ def main(argv=None):
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    floor = min(t_gemm, t_gemm2)
+    floor = min(t_gemm, t_gemm2, t_gemm_t, t_gemm2_t)
     print()
     print(f"sweep throughput / GEMM throughput (end to end, best floor)  {100 * floor / t_grid:5.1f} %"
           f"   (target >= 70 %)")
-    if t_threads is not None:
-        print(f"sweep throughput / GEMM throughput, threads={threads} (end to end)   {100 * floor / t_threads:5.1f} %")
-    print(f"sweep throughput / GEMM throughput (paired per chunk)        {100 * paired_gemm / paired_chunk:5.1f} %")
+    if pool is not None:
+        print(f"  against the best GEMM throughput of any configuration (1c too) "
+              f"{100 * min(floor, t_gemm_w) / t_grid:5.1f} %")
+    print(f"  against 1a only (BLAS on every core)                       {100 * min(t_gemm, t_gemm2) / t_grid:5.1f} %")
+    print(f"GEMM share of a chunk's time on one core (4.)                {100 * paired_gemm / paired_chunk:5.1f} %")
     if t_workers is not None:
         print(f"sweep / GEMM throughput, both on {args.workers} single-threaded workers      "
               f"{100 * t_gemm_w / t_workers:5.1f} %")
@@ -254,8 +265,6 @@ def main(argv=None):
         print(f"odeint time / sweep time on workers                          {t_odeint / t_workers:5.1f} x")
     print(f"odeint time / sweep time                                     {t_odeint / t_grid:5.1f} x"
           f"   (target >= 30 x)")
-    if t_threads is not None:
-        print(f"odeint time / sweep time, threads={threads}                          {t_odeint / t_threads:5.1f} x")
     print(f"load average at the end                                      {os.getloadavg()[0]:5.2f}")
     print(f"peak traced numpy memory (sweep)   {peak_traced / 2**20:8.1f} MiB")
     print(f"peak RSS of this process            {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.1f} MiB"

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import sympy as sp
 from scipy.optimize import fsolve
 
 import dmftools as dmf
@@ -976,18 +977,87 @@ def test_grid_input_strength_xarray_and_plot(monkeypatch):
     assert flat.to_xarray().attrs["input_strength"] == 0.5
 
 
-# -- (12) elementwise work on row blocks in threads --------------------------------------------------
+# -- (12) chunks on threads, BLAS on one thread per chunk --------------------------------------------
 @pytest.mark.parametrize(
     "options",
     [dict(), dict(regime="rate"), dict(regime="rate", record="r"), dict(method="heun"),
      dict(regime="rate", method="rk4", dtype=np.float64)],
 )
-def test_grid_row_block_threads_do_not_change_values(monkeypatch, options):
-    grid_module = importlib.import_module("dmftools.simulate._grid")
-    monkeypatch.setattr(grid_module, "MIN_THREAD_ELEMENTS", 1)  # split even this small grid's rows
+def test_grid_threads_do_not_change_values(options):
     args = dict(GRID, input_strength=[0.5, 1.0], chunk=5, **options)
     one = simulate_grid(DRIVEN, **args, threads=1)
-    assert one.meta["threads"] == 1
-    for threads in (2, 3):
-        # elementwise operations give the same values on any row split, summed in the same order
-        _assert_samples_equal(one, simulate_grid(DRIVEN, **args, threads=threads))
+    assert one.meta["threads"] == 1 and one.meta["chunks"] == 3
+    for threads in (2, 3, 8):
+        # every chunk is the same computation on whichever thread runs it
+        many = simulate_grid(DRIVEN, **args, threads=threads)
+        assert many.meta["threads"] == min(threads, 3)  # never more threads than chunks
+        _assert_samples_equal(one, many)
+
+
+def test_grid_chunks_run_on_one_blas_thread(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    grid_module = importlib.import_module("dmftools.simulate._grid")
+    blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("threadpoolctl finds no BLAS library to limit")
+    before = [lib["num_threads"] for lib in blas]
+    seen = []
+    integrate_chunk = grid_module._integrate_chunk
+
+    def spy(chunk):
+        seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"])
+        return integrate_chunk(chunk)
+
+    monkeypatch.setattr(grid_module, "_integrate_chunk", spy)
+    grid = simulate_grid(DRIVEN, **GRID, chunk=1, threads=2)
+    assert len(seen) == 6 and all(counts == [1] * len(blas) for counts in seen)
+    assert grid.meta["blas_threads"] == 1 and grid.meta["threads"] == 2
+    # the limit is lifted when the last concurrent chunk is done
+    after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork start method")
+def test_grid_results_do_not_depend_on_where_chunks_run():
+    """N = 400: GEMMs large enough for a multi-threaded BLAS to split them, which would change
+    the summation order; one BLAS thread per chunk makes every placement give the same bits."""
+    args = dict(g=[0.5, 2.5], overlap=[0.0, 1.0, 2.2, 3.0], N=400, T=4, transient=2, rng=3, chunk=4)
+    net = dmf.RankOne(**STRUCTURED)
+    local = simulate_grid(net, **args, threads=1)
+    _assert_samples_equal(local, simulate_grid(net, **args, threads=2))
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+        _assert_samples_equal(local, simulate_grid(net, **args, executor=pool))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        _assert_samples_equal(local, simulate_grid(net, **args, executor=pool))
+    # and from a thread other than the main one (OpenBLAS ignores thread counts set there once
+    # the main thread has set one, which the runs above did)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as caller:
+        _assert_samples_equal(local, caller.submit(simulate_grid, net, **args, threads=2).result())
+
+
+def test_default_chunk_plan():
+    from dmftools.simulate._grid import MAX_CHUNK, MIN_CHUNKS, _chunk_bytes, default_chunk
+
+    for N, points in [(1000, 2500), (1000, 100), (200, 7), (50, 1), (5000, 300), (100, 257)]:
+        chunk = default_chunk(N, points, np.float32, "euler")
+        chunks = -(-points // chunk)
+        assert 1 <= chunk <= MAX_CHUNK
+        # even split: the last chunk is at most one network per chunk short of the others
+        assert points - (chunks - 1) * chunk >= chunk - chunks
+        assert chunks >= min(MIN_CHUNKS, points // 8)
+    # the issue's budget: a 2500-point grid at N = 1000 within 2 GB, at the default 2 concurrent chunks
+    chunk = default_chunk(1000, 2500, np.float32, "euler")
+    assert 2 * _chunk_bytes(1000, 1, chunk, np.float32, "euler") < 2 * 2**30
+
+
+def test_grid_diverging_points_are_reported():
+    # phi(x) = x: the current model is linear, x' = (J - 1) x + I, which grows like
+    # e^{(g - 1) t} for g > 1 (bulk radius g) and overflows float32 within T = 200 at g = 3;
+    # at g = 0.5 with overlap 0 every eigenvalue of J - 1 is below -0.4: a finite fixed point
+    net = dmf.RankOne(Mm=1.0, Mn=0.0, Sm=1.0, Sn=1.0, MI=0.5, phi=sp.Symbol("x"))
+    with pytest.warns(RuntimeWarning, match=r"^simulate_grid: 2 of 4 networks diverged .* e\.g\. g = 3, overlap = 0 "):
+        grid = simulate_grid(net, g=[0.5, 3.0], overlap=[0.0, 0.5], N=100, T=200, dt=0.5, rng=1)
+    np.testing.assert_array_equal(grid.diverged[0], [[False, False], [True, True]])
+    assert np.all(np.isnan(grid.chaoticity[1])) and np.all(np.isnan(grid.kappa[1]))
+    assert np.all(np.isfinite(grid.chaoticity[0])) and np.all(np.isfinite(grid.kappa[0]))

@@ -14,13 +14,19 @@ SymPy ``phi``, compiled in the worker), so results do not depend on where chunks
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import sympy as sp
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from .._progress import progress_iter
 from ..model import GaussianLowRank
@@ -30,17 +36,21 @@ from ._statistics import GridSimulation
 
 __all__ = ["simulate_grid"]
 
-#: Memory budget for the per-chunk working arrays (states, stages, accumulators).
+#: Memory budget for one chunk's working arrays (states, stages, accumulators).
 CHUNK_BUDGET_BYTES = 512 * 2**20
+#: Memory budget for the chunks integrated at the same time in-process (``threads``).
+WORKING_BUDGET_BYTES = 2**30
 #: Upper bound on the networks per chunk (GEMMs are already efficient well below this).
 MAX_CHUNK = 256
+#: A grid is split into at least this many chunks (when each gets >= MIN_CHUNK_WIDTH networks),
+#: so that small grids, too, keep several cores busy. A constant, not the machine's core
+#: count: the chunking (which sets the GEMMs' summation order) must not depend on the machine.
+MIN_CHUNKS = 4
+MIN_CHUNK_WIDTH = 8
 #: Time points summed in the state's dtype before the statistics go to float64 totals: in
 #: float32 a block sum of 16 terms carries ~16 ulp (1e-6) relative error, below the float32
 #: state's own round-off after a few chaotic steps; in float64 it is immaterial.
 STATS_BLOCK = 16
-#: Fewest elements of an (N, B) array per thread worth a hand-off to another thread (smaller
-#: chunks run their elementwise work on one thread).
-MIN_THREAD_ELEMENTS = 2**15
 
 
 @dataclass(frozen=True)
@@ -65,60 +75,85 @@ class _Chunk:
     first_recorded: int
     #: Per network, the factor ``c`` of the input vector (``c I``); ``None``: all 1.
     input_scale: Optional[np.ndarray] = None
-    #: Threads for the elementwise work (the caller's included); results do not depend on it.
-    threads: int = 1
 
 
-class _RowBlocks:
-    """Run elementwise work on row blocks of (N, B) arrays, one block per thread.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
 
-    ``run(fn)`` calls ``fn(rows, scratch)`` once per block (``rows`` a slice of contiguous
-    rows, ``scratch`` a work array of the block's shape), the first block on the calling
-    thread and the others on a small pool that lives as long as this object; numpy's ufuncs
-    release the GIL, so the blocks run in parallel. One block per thread keeps the number of
-    ufunc calls per step (each a possible GIL hand-off between the threads) at its minimum.
-    An elementwise operation gives the same values whatever the blocks, so neither the
-    number of threads nor which thread ran a block shows in results.
+
+#: Thread-local thread-count setters (``int set(int)``, returning the previous value) by threadpoolctl API.
+_LOCAL_SETTERS = {"openblas": "openblas_set_num_threads_local", "mkl": "mkl_set_num_threads_local"}
+
+
+def _thread_local_setters():
+    """For each loaded BLAS library its thread-local thread-count setter, or None if one lacks it.
+
+    OpenBLAS >= 0.3.27 and MKL limit the calling thread only, which is what a chunk running
+    next to other chunks needs; older OpenBLAS builds, BLIS and others have only a global setting.
     """
+    setters = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        name = _LOCAL_SETTERS.get(lib.internal_api)
+        setter = getattr(lib.dynlib, name, None) if name else None
+        if setter is None:
+            return None
+        setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+        setters.append(setter)
+    return setters
 
-    def __init__(self, N: int, B: int, dtype, threads: int):
-        threads = max(1, min(int(threads), (N * B) // MIN_THREAD_ELEMENTS, N))
-        edges = [round(i * N / threads) for i in range(threads + 1)]
-        self.blocks = [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
-        self.threads = threads
-        self.scratch = [np.empty((rows.stop - rows.start, B), dtype=dtype) for rows in self.blocks]
-        self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="dmftools-rows") if threads > 1 else None
 
-    def run(self, fn) -> None:
-        if self._pool is None:
-            fn(self.blocks[0], self.scratch[0])
-            return
-        futures = [self._pool.submit(fn, rows, scratch) for rows, scratch in zip(self.blocks[1:], self.scratch[1:])]
+@contextmanager
+def _one_blas_thread():
+    """Run the block with BLAS on one thread in this thread.
+
+    Every chunk is integrated with single-threaded BLAS wherever it runs (in-process on
+    ``threads`` threads, on worker processes, on dask workers), so a chunk's GEMMs always take
+    the same code path and the results depend on the seed and the chunking only (OpenBLAS's
+    summation order changes with its thread count). Where every loaded BLAS has a
+    thread-local setting (OpenBLAS >= 0.3.27, MKL), only the calling thread is limited.
+    Otherwise the limit is process-wide (threadpoolctl), reference-counted across the threads
+    that share it, and lifted when the last one leaves; :func:`simulate_grid` then also enters
+    it from the calling thread, because OpenBLAS ignores a global thread count set from
+    another thread once the main thread has set one.
+    """
+    setters = _thread_local_setters()
+    if setters is not None:
+        previous = [setter(1) for setter in setters]
         try:
-            fn(self.blocks[0], self.scratch[0])
+            yield
         finally:
-            for future in futures:  # every block is done before the arrays are touched again
-                future.result()
+            for setter, value in zip(setters, previous):
+                setter(value)
+        return
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+def _blas_threads() -> int:
+    """The most threads any loaded BLAS library would use now (1 when none is found)."""
+    counts = [lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
+    return max(counts, default=1)
 
 
 class _Statistics:
-    """Per-network time statistics accumulated on the fly, row block by row block.
+    """Per-network time statistics accumulated on the fly.
 
     Sum and sum of squares of ``x - shift`` (shift: the first recorded state, which avoids
     cancellation in the variance), accumulated in the state's dtype over blocks of
     :data:`STATS_BLOCK` time points, then added to float64 totals; ``kappa`` summed in
-    float64. Every element is accumulated by the same operations in the same order whatever
-    the row blocks.
+    float64.
     """
 
     def __init__(self, N: int, B: int, R: int, dtype, first_recorded: int, steps: int):
@@ -126,85 +161,83 @@ class _Statistics:
         self.shift = np.zeros((N, B), dtype=dtype)
         self.block_sum = np.zeros((N, B), dtype=dtype)
         self.block_sq = np.zeros((N, B), dtype=dtype)
+        self.diff = np.empty((N, B), dtype=dtype)
         self.total = np.zeros((N, B))
         self.total_sq = np.zeros((N, B))
         self.kappa_sum = np.zeros((R, B))
         self.count = 0
-        self._flush = self._set_shift = False
 
-    def begin(self, k: int) -> bool:
-        """Start time point ``k`` (main thread, before its blocks); whether ``k`` is recorded."""
+    def add(self, k: int, values: np.ndarray, kappa: np.ndarray) -> None:
+        """Accumulate time point ``k``: ``values`` (N, B), the recorded variable, and ``kappa`` (R, B).
+
+        Time points before ``first_recorded`` (the transient) are skipped.
+        """
         if k < self.first:
-            return False
+            return
         self.count += 1
-        self._set_shift = k == self.first
-        self._flush = self.count % STATS_BLOCK == 0 or k == self.steps
-        return True
-
-    def add_kappa(self, kappa: np.ndarray) -> None:
-        """Add ``kappa`` (R, B) of a recorded time point."""
         np.add(self.kappa_sum, kappa, out=self.kappa_sum)
-
-    def block(self, values: np.ndarray, rows: slice, diff: np.ndarray) -> None:
-        """Accumulate ``values[rows]`` (the recorded variable at the current time point)."""
-        shift, block_sum, block_sq = self.shift[rows], self.block_sum[rows], self.block_sq[rows]
-        if self._set_shift:
-            shift[...] = values
-        np.subtract(values, shift, out=diff)
-        np.add(block_sum, diff, out=block_sum)
+        if k == self.first:
+            self.shift[...] = values
+        diff = self.diff
+        np.subtract(values, self.shift, out=diff)
+        np.add(self.block_sum, diff, out=self.block_sum)
         np.multiply(diff, diff, out=diff)
-        np.add(block_sq, diff, out=block_sq)
-        if self._flush:
-            total, total_sq = self.total[rows], self.total_sq[rows]
-            np.add(total, block_sum, out=total)
-            np.add(total_sq, block_sq, out=total_sq)
-            block_sum.fill(0)
-            block_sq.fill(0)
+        np.add(self.block_sq, diff, out=self.block_sq)
+        if self.count % STATS_BLOCK == 0 or k == self.steps:
+            np.add(self.total, self.block_sum, out=self.total)
+            np.add(self.total_sq, self.block_sq, out=self.total_sq)
+            self.block_sum.fill(0)
+            self.block_sq.fill(0)
 
     def result(self, chunk: _Chunk) -> dict:
         count = self.count
         mean = self.total / count
         variance = np.clip(self.total_sq / count - mean * mean, 0.0, None)
         chaoticity = np.sqrt(variance).mean(axis=0)
-        finite = np.all(np.isfinite(self.total_sq), axis=0)
+        finite = np.all(np.isfinite(self.total_sq), axis=0) & np.all(np.isfinite(self.kappa_sum), axis=0)
+        kappa = np.where(finite[None, :], self.kappa_sum / count, np.nan)
         return {"seed_index": chunk.seed_index, "start": chunk.start,
-                "chaoticity": np.where(finite, chaoticity, np.nan), "kappa": (self.kappa_sum / count).T}
+                "chaoticity": np.where(finite, chaoticity, np.nan), "kappa": kappa.T}
 
 
 def _run_chunk(chunk: _Chunk) -> dict:
-    """Integrate one chunk of networks; return its statistics (float64)."""
+    """Integrate one chunk of networks, BLAS on one thread; return its statistics (float64)."""
+    # a diverging network overflows; it is reported once, by simulate_grid, not per operation
+    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
+        blas_threads = _blas_threads()
+        out = _integrate_chunk(chunk)
+    out["blas_threads"] = blas_threads
+    return out
+
+
+def _integrate_chunk(chunk: _Chunk) -> dict:
     dtype = chunk.chi.dtype
     B = chunk.g.shape[0]
     N, R = chunk.m.shape
     scales = np.ones(B) if chunk.input_scale is None else np.asarray(chunk.input_scale, dtype=float)
     stats = _Statistics(N, B, R, dtype, chunk.first_recorded, chunk.steps)
     state = np.repeat(chunk.x0[:, None], B, axis=1)
-    with _RowBlocks(N, B, dtype, chunk.threads) as blocks:
-        if chunk.method == "euler":
-            _euler_fused(chunk, compile_phi_into(chunk.phi), state, stats, blocks, scales)
-        else:
-            dyn = Dynamics(
-                chi=chunk.chi, g=chunk.g.astype(dtype)[None, :], m=chunk.m, n=chunk.n,
-                phi=compile_phi(chunk.phi), regime=chunk.regime, dn=chunk.dn.astype(dtype),
-            )
-            if chunk.input_scale is None:
-                external = chunk.input[:, None]
-            else:
-                external = (chunk.input[:, None] * scales[None, :]).astype(dtype)
-            use_aux = chunk.record == "y"
+    if chunk.method == "euler":
+        _euler_fused(chunk, compile_phi_into(chunk.phi), state, stats, scales)
+        return stats.result(chunk)
+    dyn = Dynamics(
+        chi=chunk.chi, g=chunk.g.astype(dtype)[None, :], m=chunk.m, n=chunk.n,
+        phi=compile_phi(chunk.phi), regime=chunk.regime, dn=chunk.dn.astype(dtype),
+    )
+    if chunk.input_scale is None:
+        external = chunk.input[:, None]
+    else:
+        external = (chunk.input[:, None] * scales[None, :]).astype(dtype)
+    use_aux = chunk.record == "y"
 
-            def on_state(k, state, kappa, aux, rates):
-                if stats.begin(k):
-                    stats.add_kappa(kappa)
-                    values = aux if use_aux else state
-                    blocks.run(lambda rows, diff: stats.block(values[rows], rows, diff))
+    def on_state(k, state, kappa, aux, rates):
+        stats.add(k, aux if use_aux else state, kappa)
 
-            integrate(dyn, state, chunk.steps, chunk.dt, chunk.method, lambda k, frac: external, on_state)
+    integrate(dyn, state, chunk.steps, chunk.dt, chunk.method, lambda k, frac: external, on_state)
     return stats.result(chunk)
 
 
-def _euler_fused(chunk: _Chunk, phi_into, state: np.ndarray, stats: _Statistics, blocks: _RowBlocks,
-                 scales: np.ndarray) -> None:
+def _euler_fused(chunk: _Chunk, phi_into, state: np.ndarray, stats: _Statistics, scales: np.ndarray) -> None:
     """Euler steps of a chunk with all of ``J r + c I`` in one GEMM (``state`` is advanced in place).
 
     ``A = [chi | m | I]`` (N x (N+R+1)) multiplies ``[g r; kappa; c]`` (columns with their own
@@ -214,10 +247,6 @@ def _euler_fused(chunk: _Chunk, phi_into, state: np.ndarray, stats: _Statistics,
     ``y = J r + c I`` (recorded) and ``r <- (1 - dt) r + dt phi(y)``. ``kappa`` and the
     column means come from one (R+1) x N product. The Euler step of :class:`Dynamics` up to
     rounding.
-
-    Per step the main thread does the two products (BLAS, every core); everything
-    elementwise (the Euler update, the statistics, ``phi``, the scaling of the right-hand
-    side) is one pass over row blocks on ``blocks``' threads, between the products.
     """
     dtype = state.dtype
     N, R = chunk.m.shape
@@ -241,78 +270,95 @@ def _euler_fused(chunk: _Chunk, phi_into, state: np.ndarray, stats: _Statistics,
     decay = dtype.type(1.0 - dt)
     out = np.empty((N, B), dtype=dtype)
     steps = chunk.steps
-    use_aux = chunk.record == "y"
 
     if current:
+        # x_k from x_{k-1} and the product of step k-1; statistics of x_k; phi(x_k) and g dt phi(x_k)
         rates = np.empty((N, B), dtype=dtype)
-        k, recorded = 0, False
-
-        def step_block(rows, scratch):
-            # x_k from x_{k-1} and the product of step k-1; statistics of x_k; phi(x_k) and g dt phi(x_k)
-            x, r = state[rows], rates[rows]
-            if k > 0:
-                x *= decay
-                x += out[rows]
-            if recorded:
-                stats.block(x, rows, scratch)
-            phi_into(x, r)
-            if k < steps:
-                np.multiply(r, g_scaled, out=rhs[rows])
-
         for k in range(steps + 1):
-            recorded = stats.begin(k)
-            blocks.run(step_block)
+            if k > 0:
+                state *= decay
+                state += out
+            phi_into(state, rates)
             moments = reduce @ rates
             kappa = moments[:R]
             kappa[0] += dn * moments[R]
-            if recorded:
-                stats.add_kappa(kappa)
+            stats.add(k, state, kappa)
             if k == steps:
                 break
+            np.multiply(rates, g_scaled, out=rhs[:N])
             np.multiply(kappa, scale, out=rhs[N : N + R])
             np.matmul(A, rhs, out=out)
         return
 
-    k, recording = 0, False
-
-    def rate_block(rows, scratch):
-        # statistics of y_k (or r_k); r_{k+1} = (1 - dt) r_k + dt phi(y_k); g r_{k+1} for the next product
-        if recording:
-            stats.block(out[rows] if use_aux else state[rows], rows, scratch)
-        if k == steps:
-            return
-        phi_into(out[rows], scratch)
-        scratch *= dt
-        r = state[rows]
-        r *= decay
-        r += scratch
-        np.multiply(r, g_scaled, out=rhs[rows])
-
-    np.multiply(state, g_scaled, out=rhs[:N])
+    # statistics of y_k (or r_k); r_{k+1} = (1 - dt) r_k + dt phi(y_k); g r_{k+1} for the next product
+    recorded = out if chunk.record == "y" else state
+    scratch = np.empty((N, B), dtype=dtype)
     for k in range(steps + 1):
         moments = reduce @ state
         kappa = moments[:R]
         kappa[0] += dn * moments[R]
+        np.multiply(state, g_scaled, out=rhs[:N])
         np.multiply(kappa, scale, out=rhs[N : N + R])
         np.matmul(A, rhs, out=out)
-        recording = stats.begin(k)
-        if recording:
-            stats.add_kappa(kappa)
-        blocks.run(rate_block)
+        stats.add(k, recorded, kappa)
+        if k == steps:
+            break
+        phi_into(out, scratch)
+        scratch *= dt
+        state *= decay
+        state += scratch
+
+
+def _network_bytes(N: int, dtype, method: str) -> int:
+    """Working set per network of a chunk: state and stages, statistics, phi's temporaries."""
+    stages = {"euler": 4, "heun": 7, "rk4": 10}[method]  # (N, B) arrays of the integrator
+    # + shift, block sums, difference (dtype); totals and the final moments (float64); phi's temporaries
+    return N * ((stages + 4 + 2) * np.dtype(dtype).itemsize + 5 * 8)
+
+
+def _chunk_bytes(N: int, R: int, width: int, dtype, method: str) -> int:
+    """Working set of one chunk of ``width`` networks, the fused Euler step's ``[chi | m | I]`` included."""
+    shared = N * (N + R + 1) * np.dtype(dtype).itemsize if method == "euler" else 0
+    return width * _network_bytes(N, dtype, method) + shared
 
 
 def default_chunk(N: int, points: int, dtype, method: str) -> int:
-    """Networks per chunk: at most :data:`MAX_CHUNK`, working set under :data:`CHUNK_BUDGET_BYTES`."""
-    stages = {"euler": 4, "heun": 7, "rk4": 10}[method]
-    per_network = N * (stages * np.dtype(dtype).itemsize + 5 * 8)
-    return int(max(1, min(points, MAX_CHUNK, CHUNK_BUDGET_BYTES // per_network)))
+    """Networks per chunk, the same on every machine.
+
+    At most :data:`MAX_CHUNK` and within :data:`CHUNK_BUDGET_BYTES`; the points are then
+    spread evenly over the chunks, at least :data:`MIN_CHUNKS` of them when each still gets
+    :data:`MIN_CHUNK_WIDTH` networks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> default_chunk(1000, 2500, np.float32, "euler")   # 10 chunks of 250
+    250
+    >>> default_chunk(1000, 100, np.float32, "euler")    # 4 chunks, so small grids use several cores
+    25
+    >>> default_chunk(1000, 10, np.float32, "euler")
+    10
+    """
+    cap = int(max(1, min(MAX_CHUNK, CHUNK_BUDGET_BYTES // _network_bytes(N, dtype, method))))
+    chunks = max(-(-points // cap), min(MIN_CHUNKS, points // MIN_CHUNK_WIDTH), 1)
+    return int(-(-points // chunks))
+
+
+def _concurrent_chunks(threads: Optional[int], tasks: int, chunk_bytes: int) -> int:
+    """Chunks integrated at once in-process: ``threads`` (default: usable cores), within the memory budget."""
+    if threads is None:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            threads = os.cpu_count() or 1
+    return int(max(1, min(threads, tasks, WORKING_BUDGET_BYTES // max(chunk_bytes, 1))))
 
 
 def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient: float = 0.0,
                   dt: float = 0.1, regime: str = "current", rng=0, dtype=np.float32,
                   chunk: Optional[int] = None, executor=None, progress: Optional[bool] = None,
                   method: str = "euler", record: Optional[str] = None, *, input_strength=1.0,
-                  threads: int = 1) -> GridSimulation:
+                  threads: Optional[int] = None) -> GridSimulation:
     """Simulate a (g, overlap) or (g, overlap, input strength) grid of networks sharing one realisation.
 
     Each step of a chunk of B networks costs one GEMM ``chi @ phi(X)`` with ``X`` of shape
@@ -338,17 +384,17 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
         standard errors (``chaoticity_sem``, ``kappa_sem``, ...).
     dtype : float32 or float64, default float32
     chunk : int, optional
-        Networks per chunk (default: up to 256, within a 512 MiB working set). Results
-        depend on the chunking only through floating-point summation order.
+        Networks per chunk (default: :func:`default_chunk`, up to 256 and at least 4 chunks
+        when the grid is large enough; it depends only on N, the number of points, dtype and
+        method). Results depend on the chunking through the GEMMs' floating-point summation
+        order only.
     executor : object with ``.map(fn, iterable)``, optional
         E.g. a ``concurrent.futures`` executor or a ``dask.distributed.Client`` (futures it
         returns are resolved with ``.result()``); chunks are sent, not points. Default:
-        in-process ``map``. Same seed and chunk -> same results, given the same BLAS thread
-        count (OpenBLAS's GEMM summation order depends on it). In-process, BLAS uses every
-        core for the GEMMs but the elementwise work (``phi``, the Euler update, the
-        statistics) runs on ``threads`` threads; a ``ProcessPoolExecutor`` whose workers start
-        with ``OPENBLAS_NUM_THREADS=1`` (and ``chunk`` small enough to give each worker several
-        chunks) runs all of it on every core, and is less sensitive to other load.
+        in-process, ``threads`` chunks at a time. Every chunk runs with BLAS limited to one
+        thread (``threadpoolctl``), wherever it runs, so the same seed and chunk give
+        bit-identical results in-process with any ``threads``, on a process pool and on dask
+        workers (same BLAS library and CPU).
     progress : bool, optional
         Progress bar over chunks (tqdm); default only when stderr is a terminal.
     record : {"x"} or {"r", "y"}, optional
@@ -361,14 +407,13 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
         ``SnI``) scale together by ``c`` (variance by ``c^2``). A scalar keeps the grid
         (G, O); an array adds a third axis: results of shape (G, O, K). Any value other than
         the scalar 1 needs a model with an input (``MI``, ``SI`` not both 0).
-    threads : int, default 1
-        Threads sharing each chunk's elementwise work between the GEMMs, on row blocks (the
-        calling thread included; each GEMM stays one BLAS call). Results do not depend on it.
-        The default is 1 because more did not pay where measured (a 2-core VM, see
-        ``benchmarks/bench_simulate.py``): after each GEMM, OpenBLAS's threads busy-wait on the
-        other cores, so a woken helper thread shares the calling thread's core, and waking a
-        thread on an idle core there costs a sizeable part of a step. Worth measuring with
-        ``threads=`` set to the cores where wake-ups are cheap and BLAS threads sleep.
+    threads : int, optional
+        In-process only: chunks integrated at once on a thread pool (numpy's GEMMs and ufuncs
+        release the GIL), each on one core. Default: the usable cores, fewer when the
+        concurrently running chunks would exceed 1 GiB. One thread per chunk keeps the
+        elementwise work of a step (``phi``, the Euler update, the statistics) running on
+        every core next to the GEMMs, which a single chunk with multi-threaded BLAS does not.
+        Results do not depend on it.
 
     Returns
     -------
@@ -422,8 +467,9 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
         raise ValueError(f"chunk: expected a positive integer number of networks per chunk, got {chunk!r}")
     if executor is not None and not callable(getattr(executor, "map", None)):
         raise TypeError(f"executor: expected an object with a .map(fn, iterable) method, got {type(executor).__name__}")
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads: expected a positive integer number of threads, got {threads!r}")
+    if threads is not None and (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ValueError(f"threads: expected None or a positive integer number of threads, got {threads!r}")
 
     seeds = normalise_seeds(rng)
     single = seeds is None
@@ -433,7 +479,7 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
     c_points = np.tile(strengths, g.size * overlap.size)
     first_recorded = int(math.ceil(transient / dt - 1e-9))
     common = dict(phi=net.phi.expr, regime=regime, method=method, record=record, dt=dt, steps=steps,
-                  first_recorded=first_recorded, threads=int(threads))
+                  first_recorded=first_recorded)
     tasks, realised, recorded_seeds = [], [], []
     for index, seed in enumerate([rng] if single else seeds):
         real = draw_network(net, N, seed)
@@ -449,17 +495,44 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
             for s in range(0, points, int(chunk))
         ]
     S = len(recorded_seeds)
-    mapper = map if executor is None else executor.map
+    pool = None
+    if executor is not None:
+        mapper = executor.map
+        concurrent = None
+    else:
+        concurrent = _concurrent_chunks(threads, len(tasks), _chunk_bytes(N, R, int(chunk), dtype, method))
+        if concurrent > 1:
+            pool = ThreadPoolExecutor(concurrent, thread_name_prefix="dmftools-chunk")
+            mapper = pool.map
+        else:
+            mapper = map
     chaoticity = np.empty((S, points))
     kappa = np.empty((S, points, R))
-    for out in progress_iter(mapper(_run_chunk, tasks), len(tasks), "simulate_grid", "chunk", progress):
-        if not isinstance(out, dict) and callable(getattr(out, "result", None)):
-            out = out.result()  # dask.distributed Client.map returns futures
-        i, s = out["seed_index"], out["start"]
-        stop = s + out["chaoticity"].shape[0]
-        chaoticity[i, s:stop] = out["chaoticity"]
-        kappa[i, s:stop] = out["kappa"]
+    blas_threads = 0
+    try:
+        with _one_blas_thread():  # from the calling thread: see _one_blas_thread
+            for out in progress_iter(mapper(_run_chunk, tasks), len(tasks), "simulate_grid", "chunk", progress):
+                if not isinstance(out, dict) and callable(getattr(out, "result", None)):
+                    out = out.result()  # dask.distributed Client.map returns futures
+                i, s = out["seed_index"], out["start"]
+                stop = s + out["chaoticity"].shape[0]
+                chaoticity[i, s:stop] = out["chaoticity"]
+                kappa[i, s:stop] = out["kappa"]
+                blas_threads = max(blas_threads, out["blas_threads"])
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
+    diverged = np.isnan(chaoticity)
+    if np.any(diverged):
+        seed_index, point = (int(v[0]) for v in np.nonzero(diverged))
+        warnings.warn(
+            f"simulate_grid: {int(diverged.sum())} of {diverged.size} networks diverged (non-finite state), "
+            f"e.g. g = {g_points[point]:g}, overlap = {np.repeat(overlap, K)[point % (overlap.size * K)]:g} "
+            f"(seed {recorded_seeds[seed_index]}); their statistics are NaN (see GridSimulation.diverged). "
+            "Reduce dt or use a bounded phi.",
+            RuntimeWarning, stacklevel=2,
+        )
     shape = (g.size, overlap.size) + ((K,) if input_axis else ())
     return GridSimulation(
         g=g, overlap=overlap, seeds=tuple(recorded_seeds), chaoticity_samples=chaoticity.reshape((S,) + shape),
@@ -467,7 +540,8 @@ def simulate_grid(net: GaussianLowRank, g, overlap, N: int, T: float, transient:
         realised_overlap_samples=np.stack(realised).reshape((S,) + shape), mean_n=mean_n, N=N, T=T, dt=dt,
         transient=transient, regime=regime, method=method, record=record, dtype=dtype.name,
         meta={"chunk": int(chunk), "chunks": len(tasks), "chunks_per_seed": len(tasks) // S,
-              "scaled": "mean of n_1", "threads": int(threads)},
+              "scaled": "mean of n_1", "threads": concurrent,
+              "blas_threads": blas_threads},
         input_strength=strengths.copy() if input_axis else float(strengths[0]),
     )
 

@@ -423,6 +423,11 @@ class GridSimulation:
         """The grid's shape: (G, O), or (G, O, K) with an input-strength axis."""
         return self.chaoticity_samples.shape[1:]
 
+    @property
+    def diverged(self) -> np.ndarray:
+        """Boolean, shape (S,) + shape: networks whose state became non-finite (statistics NaN)."""
+        return np.isnan(self.chaoticity_samples)
+
     # -- means over seeds and standard errors ------------------------------------------
     @property
     def seed(self) -> Optional[int]:
