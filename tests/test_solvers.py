@@ -9,7 +9,8 @@ import pytest
 import dmftools as dmf
 
 REF = json.loads((pathlib.Path(__file__).parent / "reference" / "solutions.json").read_text())
-NET = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+FIG1 = dict(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+NET = dmf.RankOne(**FIG1)
 # adaptive quadrature resolves the averages to ~1e-13 (docs/accuracy.md); the equations are
 # well conditioned away from bifurcations, so solutions agree to ~1e-11 relative
 RTOL = 1e-10
@@ -187,3 +188,82 @@ def test_unit_rank_slot_names_never_fall_back_to_numbers():
     assert got[3] == {"central": 0.0, "central_2": 0.0, "positive": 3.0, "positive_2": 2.0, "positive_3": 1.0}
     # the central slot holds the kappa = 0 solution with the largest delta0
     assert _assign_slots(points[3], 2, 1, names)["central"][1] == 3
+
+
+# -- mirror symmetry: (mu, kappa) -> (-mu, -kappa) ------------------------------------------
+def _flat(net, g):
+    from dmftools.solvers._solve import compiled, prepare_parameters
+
+    shape, flat = prepare_parameters(compiled(net, "stationary"), np.asarray(g), {})
+    return flat
+
+
+@pytest.mark.parametrize(
+    "model, symmetric",
+    [
+        (dict(), True),
+        (dict(phi="erf"), True),
+        (dict(Smn=0.4), True),           # loading covariance keeps the symmetry
+        (dict(MI=0.1), False),           # a mean input breaks it
+        (dict(SI=0.5, SnI=0.3), False),  # so does input correlated with n
+        (dict(phi="sigmoid"), False),    # and a transfer function that is not odd
+    ],
+)
+@pytest.mark.parametrize("state", ["stationary", "chaotic"])
+@pytest.mark.parametrize("regime", ["current", "rate"])
+def test_mirror_symmetry_detection(model, symmetric, state, regime):
+    from dmftools.solvers._solve import _mirror_symmetric, compiled
+
+    net = dmf.RankOne(**{**FIG1, **model})
+    g = np.linspace(0.1, 3.0, 7)
+    assert _mirror_symmetric(compiled(net, state, regime), state, _flat(net, g)) is symmetric
+
+
+def test_mirrored_solve_equals_full_solve(monkeypatch):
+    """Solving from the kappa >= 0 starts and mirroring gives the roots of the full solve:
+    the start set is symmetric and Newton's iteration equivariant."""
+    from dmftools.solvers import _solve
+
+    net = dmf.RankOne(**FIG1)
+    g = np.linspace(1e-4, 4, 60)
+    mirrored = dmf.solve(net, g=g)
+    monkeypatch.setattr(_solve, "_mirror_symmetric", lambda *args: False)
+    full = dmf.solve(net, g=g)
+    for state in ("stationary", "chaotic"):
+        a, b = mirrored[state], full[state]
+        assert a.branches == b.branches
+        np.testing.assert_array_equal(a.found, b.found)
+        for key in a.unknowns:
+            # both are roots to the report tolerance, reached by different Newton paths
+            np.testing.assert_allclose(a.values[key][a.found], b.values[key][b.found], rtol=0, atol=1e-10)
+        assert np.all(a.values["residual"][a.found] <= 1e-10 * (1 + np.abs(a.values["delta0"][a.found])))
+    # the structured branches come in mirror pairs
+    ss = mirrored["chaotic"]
+    pos, neg = ss.branches.index("positive"), ss.branches.index("negative")
+    np.testing.assert_array_equal(ss.found[pos], ss.found[neg])
+    np.testing.assert_allclose(ss.values["kappa"][pos][ss.found[pos]], -ss.values["kappa"][neg][ss.found[neg]], atol=1e-10)
+
+
+def test_mirroring_falls_back_when_a_mirrored_root_fails(monkeypatch):
+    """Detection is a heuristic; the mirrored roots are checked. With an input (no symmetry)
+    but the detection forced on, the mirrored roots fail and the full solve runs."""
+    from dmftools.solvers import _solve
+
+    net = dmf.RankOne(**FIG1, MI=0.3)
+    g = np.linspace(0.5, 3, 30)
+    reference = dmf.solve(net, g=g)
+    monkeypatch.setattr(_solve, "_mirror_symmetric", lambda *args: True)
+    returned = []
+    add_mirrors = _solve._add_mirrors
+
+    def spy(*args):
+        returned.append(add_mirrors(*args))
+        return returned[-1]
+
+    monkeypatch.setattr(_solve, "_add_mirrors", spy)
+    forced = dmf.solve(net, g=g)
+    assert len(returned) == 2 and all(r is None for r in returned)  # both states fell back
+    for state in ("stationary", "chaotic"):
+        np.testing.assert_array_equal(forced[state].found, reference[state].found)
+        for key in forced[state].unknowns:
+            np.testing.assert_array_equal(forced[state].values[key], reference[state].values[key])

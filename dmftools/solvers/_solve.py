@@ -96,8 +96,12 @@ def _kappa_scale(cf, flat):
     return scale
 
 
-def _starts(cf, state, flat, P):
-    """Starting points (n, P * S): a grid of overlaps, statistics relaxed to them."""
+def _starts(cf, state, flat, P, half=False):
+    """Starting points (n, P * S): a grid of overlaps, statistics relaxed to them.
+
+    ``half``: only the overlaps that are 0 or whose first non-zero component is positive
+    (for equations symmetric under ``kappa -> -kappa``, see :func:`_mirror_symmetric`).
+    """
     R = cf.equations.model.rank
     scale = _kappa_scale(cf, flat)
     fractions = np.array([0.0, 0.05, -0.05, 0.25, -0.25, 0.6, -0.6, 1.0, -1.0, 1.5, -1.5])
@@ -108,6 +112,10 @@ def _starts(cf, state, flat, P):
         combos = np.array(np.meshgrid(*([grid1] * R), indexing="ij")).reshape(R, -1)
     else:
         combos = fractions[None, :]
+    if half:
+        nonzero = combos != 0
+        leading = np.where(np.any(nonzero, axis=0), combos[np.argmax(nonzero, axis=0), np.arange(combos.shape[1])], 0.0)
+        combos = combos[:, leading >= 0]
     if state == "chaotic":
         ratios = np.array([0.3, 0.7])
     else:
@@ -194,10 +202,15 @@ def _run(cf, state, u0, par, maxiter):
     result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter)
     u = result.u
     residual = result.residual
-    if np.any(result.singular):
-        u, residual = _polish_singular(cf, state, result, par)
+    converged = result.converged
+    # singular roots, and columns that stalled within the report tolerance (near a triple
+    # root Newton crawls, and round-off decides whether a start gets below ftol)
+    candidates = result.singular | (~converged & (residual <= REPORT_TOL * (1 + np.max(np.abs(u), axis=0))))
+    if np.any(candidates):
+        u, residual, polished = _polish_singular(cf, state, result, par, candidates)
+        converged = converged | polished
     scale = 1 + np.max(np.abs(u), axis=0)
-    ok = result.converged & (residual <= REPORT_TOL * scale)
+    ok = converged & (residual <= REPORT_TOL * scale)
     if state == "chaotic":
         ok &= (u[2] >= 0) & (u[1] - u[2] > _DEGENERATE_TOL * (1 + u[1]))
     return np.vstack([u, residual]), ok
@@ -208,15 +221,17 @@ def _run(cf, state, u0, par, maxiter):
 _SINGULAR_KAPPA = 10.0
 
 
-def _polish_singular(cf, state, result, par):
+def _polish_singular(cf, state, result, par, candidates):
     """Singular roots (exactly at a bifurcation from a ``kappa = 0`` branch) on the
-    invariant subspace: overlaps within a few Newton corrections of 0 are held at 0 and
-    the other unknowns solved by Newton there, where the root is regular (the pitchfork's
-    degeneracy is along ``kappa``). Kept only if the full system (the ``kappa`` equations
-    included) is then solved to the report tolerance; returns ``(u, residual)``."""
+    invariant subspace: for the ``candidates`` columns, overlaps within a few Newton
+    corrections of 0 are held at 0 and the other unknowns solved by Newton there, where the
+    root is regular (the pitchfork's degeneracy is along ``kappa``). Kept only if the full
+    system (the ``kappa`` equations included) is then solved to the report tolerance;
+    returns ``(u, residual, polished)`` with ``polished`` marking the columns replaced."""
     u, residual = result.u.copy(), result.residual.copy()
+    polished = np.zeros(u.shape[1], dtype=bool)
     first = 3 if state == "chaotic" else 2
-    cols = np.flatnonzero(result.singular)
+    cols = np.flatnonzero(candidates)
     # a root of multiplicity k is determined to ~ residual^(1/k) (k = 3 at a pitchfork);
     # projections and backtracking can make the last correction underestimate that
     near = np.maximum(_SINGULAR_KAPPA * result.correction[cols], np.cbrt(result.residual[cols]))
@@ -224,7 +239,7 @@ def _polish_singular(cf, state, result, par):
     held = np.abs(u[first:, cols]) <= near[None, :]
     cols, held = cols[np.any(held, axis=0)], held[:, np.any(held, axis=0)]
     if cols.size == 0:
-        return u, residual
+        return u, residual, polished
     system = _system(cf)
     w = u[:, cols].copy()
     w[first:][held] = 0.0
@@ -250,14 +265,15 @@ def _polish_singular(cf, state, result, par):
     good = np.isfinite(full) & (full <= REPORT_TOL * (1 + np.max(np.abs(w), axis=0)))
     u[:, cols[good]] = w[:, good]
     residual[cols[good]] = full[good]
-    return u, residual
+    polished[cols[good]] = True
+    return u, residual, polished
 
 
-def _multistart(cf, state, flat, points, maxiter):
+def _multistart(cf, state, flat, points, maxiter, half=False):
     """Full multi-start at the given flat point indices; returns (sols, counts) per point."""
     points = np.asarray(points, dtype=int)
     sub = {k: v[points] for k, v in flat.items()}
-    u0, par, S = _starts(cf, state, sub, len(points))
+    u0, par, S = _starts(cf, state, sub, len(points), half)
     u, ok = _run(cf, state, u0, par, maxiter)
     return _deduplicate(u, ok, np.repeat(np.arange(len(points)), S), len(points), state)
 
@@ -316,7 +332,7 @@ def _columns(store, points, sources):
     return store.sols[src, rank].T, owner
 
 
-def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter):
+def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
     """Solve the new points ``new`` from their known neighbours along one axis.
 
     ``nb`` (4, m): flat indices of the neighbours at positions ``pos`` (4, m) (outer left,
@@ -383,7 +399,7 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter):
         s_r, c_r = _deduplicate(u, ok, owner, rest.size, state)
         lost = c_r < np.minimum(ca[rest], cb[rest])
         if np.any(lost):
-            s_m, c_m = _multistart(cf, state, flat, new[rest[lost]], maxiter)
+            s_m, c_m = _multistart(cf, state, flat, new[rest[lost]], maxiter, half)
             # union of the neighbours' roots and the multi-start's
             both_u = np.concatenate([s_r[lost].reshape(-1, s_r.shape[2]), s_m.reshape(-1, s_m.shape[2])]).T
             m = int(lost.sum())
@@ -404,7 +420,7 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter):
     store.put(new, sols, counts)
 
 
-def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter):
+def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter, half=False):
     """Fill every line along axis ``d`` (other axes at ``other_sets``) from the known
     indices ``coarse_d`` by repeated bisection; each new point is solved from its
     neighbours along ``d``."""
@@ -438,7 +454,7 @@ def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter
         new = flat_index(mid)
         nb = np.stack([np.where(np.tile(j, L) >= 0, flat_index(np.maximum(j, 0)), -1) for j in (lo2, lo, hi, hi2)])
         pos = np.stack([np.tile(j, L) for j in (lo2, lo, hi, hi2)]).astype(float)
-        _solve_new(cf, state, flat, store, new, nb, pos, np.tile(mid, L).astype(float), maxiter)
+        _solve_new(cf, state, flat, store, new, nb, pos, np.tile(mid, L).astype(float), maxiter, half)
         known = np.union1d(known, mid)
 
 
@@ -502,23 +518,103 @@ def _solve_state(cf, state, flat, shape, *, maxiter):
     born or dies between them) or a root is lost, from every neighbouring root; a point with
     fewer roots than either neighbour gets a full multi-start. Parameter arrays that are not
     grids (not monotone along an axis) get a full multi-start at every point.
+
+    Equations symmetric under ``(mu, kappa) -> (-mu, -kappa)`` (odd ``phi`` and no input
+    that breaks the symmetry, see :func:`_mirror_symmetric`) are solved from the starts
+    with ``kappa >= 0`` only and every root with ``kappa != 0`` is mirrored: the start set
+    is symmetric and Newton's iteration equivariant, so this finds the same roots for about
+    half the work. The mirrored roots' residuals are evaluated; should any fail, the
+    equations are solved again from every start.
     """
+    if _mirror_symmetric(cf, state, flat):
+        sols, counts = _solve_grid(cf, state, flat, shape, maxiter, half=True)
+        mirrored = _add_mirrors(cf, state, flat, sols, counts)
+        if mirrored is not None:
+            return mirrored
+    return _solve_grid(cf, state, flat, shape, maxiter)
+
+
+def _solve_grid(cf, state, flat, shape, maxiter, half=False):
     P = int(np.prod(shape, dtype=np.int64))
     n = len(cf.unknowns)
     if P <= _COARSE_ABOVE or len(shape) == 0 or not _is_grid(flat, shape):
-        return _multistart(cf, state, flat, np.arange(P), maxiter)
+        return _multistart(cf, state, flat, np.arange(P), maxiter, half)
     axes = []
     for size in shape:
         stride = max(1, int(np.ceil((size - 1) / (_COARSE_PER_AXIS - 1)))) if size > 1 else 1
         axes.append(np.unique(np.r_[np.arange(0, size, stride), size - 1]))
     coarse = np.ravel_multi_index(tuple(g.reshape(-1) for g in np.meshgrid(*axes, indexing="ij")), shape)
     store = _Store(P, n + 1)
-    store.put(coarse, *_multistart(cf, state, flat, coarse, maxiter))
+    store.put(coarse, *_multistart(cf, state, flat, coarse, maxiter, half))
     for d in range(len(shape)):
         other_sets = [np.arange(shape[e]) if e < d else axes[e] for e in range(len(shape)) if e != d]
-        _refine_axis(cf, state, flat, store, shape, d, other_sets, axes[d], maxiter)
+        _refine_axis(cf, state, flat, store, shape, d, other_sets, axes[d], maxiter, half)
     _propagate(cf, state, flat, store, shape, maxiter)
     return store.sols, store.count
+
+
+#: Points of a grid at which the mirror symmetry of the equations is tested.
+_SYMMETRY_POINTS = 3
+#: Relative tolerance of that test (round-off of the compiled equations: ~1e-15).
+_SYMMETRY_TOL = 1e-12
+
+
+def _mirror_signs(cf):
+    """+1/-1 per unknown (and per equation, in the same order): -1 for ``mu`` and the overlaps."""
+    return np.array([-1.0 if name == "mu" or name.startswith("kappa") else 1.0 for name in cf.unknowns])
+
+
+def _mirror_symmetric(cf, state, flat) -> bool:
+    """Whether ``F(S u) = S F(u)`` with ``S`` flipping ``mu`` and every ``kappa``, tested at
+    two random ``u`` at the first, middle and last point of the grid (an odd ``phi`` and
+    no input mean or input-loading covariance make the equations symmetric). A heuristic:
+    :func:`_add_mirrors` checks every mirrored root."""
+    P = next(iter(flat.values())).size
+    points = np.unique(np.linspace(0, P - 1, min(P, _SYMMETRY_POINTS)).astype(int))
+    rng = np.random.default_rng(12345)
+    n = len(cf.unknowns)
+    m = 2 * points.size
+    u = np.empty((n, m))
+    u[0] = rng.uniform(-1.5, 1.5, m)
+    u[1] = rng.uniform(0.5, 2.0, m)
+    first = 2
+    if state == "chaotic":
+        u[2] = rng.uniform(0.1, 0.8, m) * u[1]
+        first = 3
+    u[first:] = rng.uniform(-1.5, 1.5, (n - first, m))
+    signs = _mirror_signs(cf)[:, None]
+    par = [np.repeat(flat[k][points], 2) for k in cf.equations.parameters]
+    system = _system(cf)
+    F, _ = system(np.concatenate([u, signs * u], axis=1), [np.concatenate([p, p]) for p in par])
+    direct, mirrored = F[:, :m], F[:, m:]
+    if not (np.all(np.isfinite(direct)) and np.all(np.isfinite(mirrored))):
+        return False
+    scale = 1 + np.max(np.abs(direct), axis=0)
+    return bool(np.all(np.max(np.abs(mirrored - signs * direct), axis=0) <= _SYMMETRY_TOL * scale))
+
+
+def _add_mirrors(cf, state, flat, sols, counts):
+    """Every root with ``kappa != 0`` and its mirror image; None if a mirrored root's
+    residual fails the report tolerance (the equations are not symmetric there)."""
+    P, G, width = sols.shape
+    n = width - 1
+    first = 3 if state == "chaotic" else 2
+    valid = np.arange(G)[None, :] < counts[:, None]
+    structured = valid & (np.max(np.abs(np.nan_to_num(sols[..., first:n])), axis=2) > KAPPA_ZERO)
+    point, slot = np.nonzero(structured)
+    if point.size == 0:
+        return sols, counts
+    signs = _mirror_signs(cf)
+    u = (sols[point, slot, :n] * signs).T
+    par = [flat[k][point] for k in cf.equations.parameters]
+    F, _ = _system(cf)(u, par)
+    residual = np.max(np.abs(F), axis=0)
+    if not np.all(np.isfinite(residual) & (residual <= REPORT_TOL * (1 + np.max(np.abs(u), axis=0)))):
+        return None
+    rows, owners = np.nonzero(valid)
+    both = np.concatenate([sols[rows, owners].T, np.vstack([u, residual])], axis=1)
+    owner = np.concatenate([rows, point])
+    return _deduplicate(both, np.ones(owner.size, dtype=bool), owner, P, state)
 
 
 class _KnownResiduals:
