@@ -663,7 +663,16 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     regular within it), so e.g. at ``g = g_B`` one chaotic solution with ``kappa = 0`` is
     reported instead of several approximations of it. Near (not at) a bifurcation,
     neighbouring roots closer than the attainable accuracy ``~ residual^(1/3)`` may
-    still be reported separately.
+    still be reported separately, and the roots are ill-conditioned: e.g. at
+    ``g = g_C + 1e-4`` (Fig. 1 parameters) the structured chaotic solution's
+    ``Delta_0 - Delta_inf = 2.7e-4`` carries a relative error of ~1e-3 (``Delta_inf``
+    ~1e-7), because quadrature round-off (1e-15) enters the energy equation divided by
+    that gap.
+
+    When the equations are symmetric under ``(mu, kappa) -> (-mu, -kappa)`` (an odd
+    ``phi`` and no input that breaks the symmetry; tested numerically) only the starts
+    with ``kappa >= 0`` are run and every root with ``kappa != 0`` is mirrored, after its
+    residual is checked; the roots are the same for about half the work.
 
     Parameters
     ----------
