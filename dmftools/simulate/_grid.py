@@ -142,9 +142,9 @@ def _one_blas_thread():
 
 
 def _blas_threads() -> int:
-    """The most threads any loaded BLAS library would use now (1 when none is found)."""
+    """The most threads any loaded BLAS library would use now (0: threadpoolctl finds none)."""
     counts = [lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
-    return max(counts, default=1)
+    return max(counts, default=0)
 
 
 class _Statistics:
