@@ -148,3 +148,14 @@ def test_mehler_terms():
     for rho in (1e-6, 1e-3, 0.05):
         k = lattice._mehler_terms(rho)
         assert rho**k / (1 - rho) <= 1e-17 < rho ** (k - 1) / (1 - rho)
+
+
+def test_absurd_variances_are_a_clear_error_not_an_allocation():
+    # 1e18 would need ~1e11 nodes (a 44 GiB allocation, seen from a runaway Newton iterate)
+    with pytest.raises(ValueError, match=r"^delta: a variance of 1e\+18 needs .* at most 4194304"):
+        lattice.single_averages(np.tanh, 1, 0.0, 1e18)
+    with pytest.raises(ValueError, match=r"^delta0: a variance of 1e\+12"):
+        lattice.nested_averages(np.tanh, 1, [(0, 0)], 0.0, 1e12, 1.0)
+    # a large but representable variance still works: [tanh](1, D) -> 2 phi(0) / sqrt(D) for D >> 1
+    [v] = lattice.single_averages(np.tanh, 1, 1.0, 1e8)
+    assert v == pytest.approx(np.sqrt(2 / np.pi) * 1e-4, rel=1e-7)  # next term O(1/D)

@@ -267,3 +267,20 @@ def test_mirroring_falls_back_when_a_mirrored_root_fails(monkeypatch):
         np.testing.assert_array_equal(forced[state].found, reference[state].found)
         for key in forced[state].unknowns:
             np.testing.assert_array_equal(forced[state].values[key], reference[state].values[key])
+
+
+def test_newton_iterates_beyond_the_variance_domain_get_an_infinite_residual():
+    """A runaway step (delta0 = 1e18) must not reach the quadrature, which would need ~1e11
+    nodes; the column gets F = inf (Newton then backtracks or stops it), the others are
+    evaluated as usual."""
+    from dmftools.solvers._solve import VARIANCE_MAX, _system, compiled
+
+    cf = compiled(NET, "stationary")
+    u = np.array([[0.1, 0.1, 0.1], [1.0, 1e18, np.nan], [0.2, 0.2, 0.2]])
+    params = [np.full(3, v) for v in (1.5, 1.1, 2.0, 1.0, 1.0)]
+    F, J = _system(cf)(u, params)
+    assert np.all(np.isinf(F[:, 1:])) and np.all(np.isnan(J[..., 1:]))
+    F0, J0 = cf.system(list(u[:, :1]) + [p[:1] for p in params])
+    np.testing.assert_array_equal(F[:, :1], F0)
+    np.testing.assert_array_equal(J[..., :1], J0)
+    assert VARIANCE_MAX >= 1e8  # D0 ~ g^2 for tanh: g up to 1e4 stays inside

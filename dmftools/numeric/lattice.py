@@ -72,6 +72,8 @@ MEHLER_RHO = 0.05
 MAX_STRIDE = 16
 #: Elements of the largest intermediate array built at once.
 _CHUNK_ELEMENTS = 1 << 21
+#: Most lattice nodes one point may need (standard deviations up to ~4.6e4 at spacing 0.2).
+MAX_NODES = 1 << 22
 
 
 def check_spacing(spacing) -> float:
@@ -114,6 +116,19 @@ def _check(name, value):
     if np.any(value < 0):
         bad = value[value < 0]
         raise ValueError(f"{name}: variances must be >= 0, got {bad.size} negative value(s), e.g. {bad[0]:.3g}")
+
+
+def _check_nodes(name, std, spacing):
+    """A clear error instead of an allocation that cannot succeed: ``std`` needs about
+    ``2 HALF_WIDTH std / spacing`` nodes."""
+    if std.size == 0:
+        return
+    widest = float(std.max())
+    nodes = 2 * HALF_WIDTH * widest / spacing + 1
+    if nodes > MAX_NODES:
+        limit = ((MAX_NODES - 1) * spacing / (2 * HALF_WIDTH)) ** 2
+        raise ValueError(f"{name}: a variance of {widest**2:.3g} needs {nodes:.3g} lattice nodes per point at "
+                         f"spacing {spacing:g}; at most {MAX_NODES} are allowed (variances up to {limit:.3g})")
 
 
 def _gaussian_rows(offsets, scale, limit):
@@ -176,6 +191,7 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
     _check("delta", delta)
     out = [np.empty(mu.size) for _ in range(n_out)]
     std = np.sqrt(delta)
+    _check_nodes("delta", std, spacing)
     for idx in _chunks(_trapezoid_nodes(std, spacing)):
         z, w = _trapezoid_rows(std[idx], spacing)
         x = mu[idx, None] + std[idx, None] * z
@@ -226,6 +242,7 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
     out = [np.empty(mu.size) for _ in pairs]
     s = np.sqrt(delta0 - delta_inf)
     r = np.sqrt(delta_inf)
+    _check_nodes("delta0", np.sqrt(delta0), spacing)
     thin = THIN_FRACTION * spacing
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(delta0 > 0, delta_inf / delta0, 0.0)

@@ -76,12 +76,29 @@ def prepare_parameters(cf, g, params: dict):
     return shape, {k: a.reshape(-1) for k, a in zip(values, arrays)}
 
 
+#: Variances above this are outside the solvers' domain (sqrt: 1e4, a lattice of ~1e5 nodes
+#: per point): a Newton step from a near-singular Jacobian can propose 1e18, whose quadrature
+#: alone would need gigabytes; such columns get an infinite residual, so Newton backtracks.
+VARIANCE_MAX = 1e8
+
+
 def _system(cf):
-    def system(u, params):
+    def evaluate(u, params):
         # iterates may leave the domain (e.g. delta_inf -> delta0); non-finite values are
         # handled by the Newton iteration, so floating-point warnings are expected here
         with np.errstate(all="ignore"):
             return cf.system(list(u) + list(params))
+
+    def system(u, params):
+        inside = u[1] <= VARIANCE_MAX  # NaN too is outside
+        if np.all(inside):
+            return evaluate(u, params)
+        n, B = u.shape
+        F = np.full((n, B), np.inf)
+        J = np.full((n, n, B), np.nan)
+        if np.any(inside):
+            F[:, inside], J[..., inside] = evaluate(u[:, inside], [np.broadcast_to(p, (B,))[inside] for p in params])
+        return F, J
     return system
 
 
