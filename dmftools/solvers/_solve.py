@@ -686,6 +686,9 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     ~1e-7), because quadrature round-off (1e-15) enters the energy equation divided by
     that gap.
 
+    Solutions are sought with ``delta0 <= VARIANCE_MAX`` (1e8, i.e. ``g`` up to ~1e4 for a
+    bounded ``phi``); iterates beyond it are rejected, so larger solutions are not found.
+
     When the equations are symmetric under ``(mu, kappa) -> (-mu, -kappa)`` (an odd
     ``phi`` and no input that breaks the symmetry; tested numerically) only the starts
     with ``kappa >= 0`` are run and every root with ``kappa != 0`` is mirrored, after its
