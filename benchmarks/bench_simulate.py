@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import dmftools as dmf  # noqa: E402
 from dmftools.simulate import draw_network, simulate_grid  # noqa: E402
-from dmftools.simulate._grid import _Chunk, _one_blas_thread, _run_chunk, default_chunk  # noqa: E402
+from dmftools.simulate._grid import _Chunk, _one_blas_thread, _run_chunk, default_chunk, usable_cores  # noqa: E402
 
 
 _WORKER_CHI = {}
@@ -66,14 +66,6 @@ def _gemm_task(job):
     for _ in range(steps + 1):
         np.matmul(chi, X, out=out)
     return width
-
-
-def usable_cores():
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def best_of(repeat, fn):

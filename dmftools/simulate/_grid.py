@@ -86,14 +86,19 @@ _blas_limiter = None
 _LOCAL_SETTERS = {"openblas": "openblas_set_num_threads_local", "mkl": "mkl_set_num_threads_local"}
 
 
-def _thread_local_setters():
-    """For each loaded BLAS library its thread-local thread-count setter, or None if one lacks it.
+def _blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process."""
+    return ThreadpoolController().select(user_api="blas").lib_controllers
+
+
+def _thread_local_setters(libraries):
+    """For each BLAS library its thread-local thread-count setter, or None if one lacks it.
 
     OpenBLAS >= 0.3.27 and MKL limit the calling thread only, which is what a chunk running
     next to other chunks needs; older OpenBLAS builds, BLIS and others have only a global setting.
     """
     setters = []
-    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+    for lib in libraries:
         name = _LOCAL_SETTERS.get(lib.internal_api)
         setter = getattr(lib.dynlib, name, None) if name else None
         if setter is None:
@@ -105,7 +110,7 @@ def _thread_local_setters():
 
 @contextmanager
 def _one_blas_thread():
-    """Run the block with BLAS on one thread in this thread.
+    """Run the block with BLAS on one thread in this thread; yields the BLAS libraries' controllers.
 
     Every chunk is integrated with single-threaded BLAS wherever it runs (in-process on
     ``threads`` threads, on worker processes, on dask workers), so a chunk's GEMMs always take
@@ -117,11 +122,12 @@ def _one_blas_thread():
     it from the calling thread, because OpenBLAS ignores a global thread count set from
     another thread once the main thread has set one.
     """
-    setters = _thread_local_setters()
+    libraries = _blas_libraries()
+    setters = _thread_local_setters(libraries)
     if setters is not None:
         previous = [setter(1) for setter in setters]
         try:
-            yield
+            yield libraries
         finally:
             for setter, value in zip(setters, previous):
                 setter(value)
@@ -132,7 +138,7 @@ def _one_blas_thread():
             _blas_limiter = threadpool_limits(limits=1, user_api="blas")
         _blas_users += 1
     try:
-        yield
+        yield libraries
     finally:
         with _blas_lock:
             _blas_users -= 1
@@ -141,10 +147,12 @@ def _one_blas_thread():
                 _blas_limiter = None
 
 
-def _blas_threads() -> int:
-    """The most threads any loaded BLAS library would use now (0: threadpoolctl finds none)."""
-    counts = [lib.num_threads for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
-    return max(counts, default=0)
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 class _Statistics:
@@ -203,8 +211,9 @@ class _Statistics:
 def _run_chunk(chunk: _Chunk) -> dict:
     """Integrate one chunk of networks, BLAS on one thread; return its statistics (float64)."""
     # a diverging network overflows; it is reported once, by simulate_grid, not per operation
-    with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
-        blas_threads = _blas_threads()
+    with _one_blas_thread() as libraries, np.errstate(over="ignore", invalid="ignore"):
+        # the most threads any BLAS would use here (num_threads is read live; 0: none found)
+        blas_threads = max((lib.num_threads for lib in libraries), default=0)
         out = _integrate_chunk(chunk)
     out["blas_threads"] = blas_threads
     return out
@@ -347,10 +356,7 @@ def default_chunk(N: int, points: int, dtype, method: str) -> int:
 def _concurrent_chunks(threads: Optional[int], tasks: int, chunk_bytes: int) -> int:
     """Chunks integrated at once in-process: ``threads`` (default: usable cores), within the memory budget."""
     if threads is None:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            threads = os.cpu_count() or 1
+        threads = usable_cores()
     return int(max(1, min(threads, tasks, WORKING_BUDGET_BYTES // max(chunk_bytes, 1))))
 
 
