@@ -1030,6 +1030,11 @@ def test_grid_results_do_not_depend_on_where_chunks_run():
         _assert_samples_equal(local, simulate_grid(net, **args, executor=pool))
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         _assert_samples_equal(local, simulate_grid(net, **args, executor=pool))
+    # whatever BLAS thread count the caller has set (without the per-chunk limit this run,
+    # on one BLAS thread, would differ from the default one on several)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        _assert_samples_equal(local, simulate_grid(net, **args, threads=1))
     # and from a thread other than the main one (OpenBLAS ignores thread counts set there once
     # the main thread has set one, which the runs above did)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as caller:
