@@ -159,3 +159,30 @@ def test_absurd_variances_are_a_clear_error_not_an_allocation():
     # a large but representable variance still works: [tanh](1, D) -> 2 phi(0) / sqrt(D) for D >> 1
     [v] = lattice.single_averages(np.tanh, 1, 1.0, 1e8)
     assert v == pytest.approx(np.sqrt(2 / np.pi) * 1e-4, rel=1e-7)  # next term O(1/D)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 1 << 22), max_size=300), st.integers(10, 24))
+def test_chunks_partition_rows_within_budget(costs, budget_log2):
+    """Every row lands in exactly one chunk; a chunk of several rows stays within the element
+    budget, and pads its rows by at most the allowed slack."""
+    cost = np.asarray(costs, dtype=float)
+    old = lattice._CHUNK_ELEMENTS
+    lattice._CHUNK_ELEMENTS = 1 << budget_log2
+    try:
+        chunks = list(lattice._chunks(cost))
+    finally:
+        lattice._CHUNK_ELEMENTS = old
+    rows = np.concatenate(chunks) if chunks else np.array([], dtype=int)
+    assert np.array_equal(np.sort(rows), np.arange(cost.size))
+    for idx in chunks:
+        assert idx.size == 1 or idx.size * cost[idx].max() <= 1 << budget_log2
+        padding = idx.size * cost[idx].max() - cost[idx].sum()
+        assert padding <= max(lattice._PAD_ELEMENTS, 0.25 * cost[idx].sum())
+
+
+def test_chunks_separate_narrow_rows_from_a_wide_one():
+    """One wide row does not pad a thousand narrow ones to its width."""
+    cost = np.array([37.0] * 1000 + [451.0])
+    chunks = list(lattice._chunks(cost))
+    assert len(chunks) == 2 and chunks[1].tolist() == [1000]

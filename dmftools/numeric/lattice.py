@@ -72,6 +72,8 @@ MEHLER_RHO = 0.05
 MAX_STRIDE = 16
 #: Elements of the largest intermediate array built at once.
 _CHUNK_ELEMENTS = 1 << 21
+#: Padding (elements) a wider row may add to a chunk before it starts a new one instead.
+_PAD_ELEMENTS = 1 << 14
 #: Most lattice nodes one point may need (standard deviations up to ~4.6e4 at spacing 0.2).
 MAX_NODES = 1 << 22
 
@@ -269,15 +271,41 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
 
 
 def _chunks(cost_per_row: np.ndarray):
-    """Consecutive index ranges whose (rows x widest row) stays under the element budget."""
+    """Index sets of rows evaluated together, in order of increasing cost.
+
+    A chunk is padded to its widest row, so rows are sorted by cost and a chunk is closed
+    before its ``rows x widest row`` would exceed :data:`_CHUNK_ELEMENTS`, and before a wider
+    row would make the padding both larger than :data:`_PAD_ELEMENTS` (about the fixed cost
+    of one more chunk) and than a quarter of the useful elements.
+    """
+    if cost_per_row.size == 0:
+        return
+    widest, total = float(cost_per_row.max()), float(cost_per_row.sum())
+    padded = cost_per_row.size * widest
+    if padded <= _CHUNK_ELEMENTS and (padded - total <= _PAD_ELEMENTS or padded - total <= 0.25 * total):
+        yield np.arange(cost_per_row.size)  # the common case: one chunk
+        return
     order = np.argsort(cost_per_row, kind="stable")
+    cost = cost_per_row[order]
+    widths, firsts = np.unique(cost, return_index=True)
+    ends = np.append(firsts[1:], cost.size)
+    useful = np.concatenate(([0.0], np.cumsum(cost)))  # useful[i]: elements of rows < i
     start = 0
-    while start < order.size:
-        stop = start + 1
-        while stop < order.size and (stop + 1 - start) * cost_per_row[order[stop]] <= _CHUNK_ELEMENTS:
-            stop += 1
-        yield order[start:stop]
-        start = stop
+    for width, first, end in zip(widths.tolist(), firsts.tolist(), ends.tolist()):
+        if first > start:
+            padding = (end - start) * width - (useful[end] - useful[start])
+            if (padding > _PAD_ELEMENTS and padding > 0.25 * (useful[end] - useful[start])) or \
+                    (first - start) * width > _CHUNK_ELEMENTS:
+                yield order[start:first]
+                start = first
+        rows = max(1, int(_CHUNK_ELEMENTS // width))
+        if first > start and end - start > rows:  # this width fills chunks of its own
+            yield order[start:first]
+            start = first
+        while end - start > rows:
+            yield order[start:start + rows]
+            start += rows
+    yield order[start:]
 
 
 def _lattice_step(s, r, spacing):
