@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--overlap-num", type=int, default=25)
     pd.add_argument("--out", default="phase", help="output prefix: PREFIX.png and PREFIX.nc (default 'phase')")
     pd.add_argument("--no-boundaries", action="store_true", help="skip locating the boundary curves")
+    pd.add_argument("--workers", type=int, default=1,
+                    help="worker processes for the grid solve (default 1: in-process)")
+    pd.add_argument("--bands", type=int, default=None,
+                    help="bands of the overlap axis solved as separate tasks (needs --workers > 1; default 1)")
     model_flags(pd)
     return parser
 
@@ -124,7 +128,18 @@ def _phase_diagram(args) -> str:
             raise ValueError(f"--{name.replace('_', '-')}: must be >= 2")
     g = np.linspace(*args.g_range, args.g_num)
     overlap = np.linspace(*args.overlap_range, args.overlap_num)
-    pd = phase_diagram(_net(args), g=g, overlap=overlap, regime=args.regime, boundaries=not args.no_boundaries)
+    if args.workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {args.workers}")
+    if args.bands is not None and args.workers == 1:
+        raise ValueError("--bands: needs --workers > 1")
+    options = dict(regime=args.regime, boundaries=not args.no_boundaries)
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers) as executor:
+            pd = phase_diagram(_net(args), g=g, overlap=overlap, executor=executor, bands=args.bands, **options)
+    else:
+        pd = phase_diagram(_net(args), g=g, overlap=overlap, **options)
     fig, _ = pd.plot()
     fig.savefig(f"{args.out}.png", dpi=130, bbox_inches="tight")
     written = [f"{args.out}.png"]

@@ -57,3 +57,19 @@ def test_module_entry_point():
     bad = subprocess.run([sys.executable, "-m", "dmftools", "derive", "--phi", "relu6"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and "phi" in bad.stderr
+
+
+def test_cli_phase_diagram_on_worker_processes(tmp_path, capsys):
+    """``--workers 2`` (a process pool, one task per state) writes the same regions as the
+    in-process run; bad worker options exit 2 with a one-line message."""
+    args = ["phase-diagram", "--g-num", "5", "--overlap-num", "8", "--no-boundaries"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    one = capsys.readouterr().out.splitlines()[-1]
+    assert main(args + ["--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    two = capsys.readouterr().out.splitlines()[-1]
+    assert one == two and one.startswith("regions (grid points): ")
+    assert (tmp_path / "two.png").stat().st_size > 0
+    for bad, name in ((["--workers", "0"], "--workers"), (["--bands", "2"], "--bands")):
+        assert main(args + bad) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and name in err

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..model import GaussianLowRank
 from ..solvers._results import classify_stationary
-from ..solvers._solve import compiled, prepare_parameters, solve
+from ..solvers._solve import compiled, prepare_parameters, solve, solve_parallel
 from .._progress import ProgressBar
 from ._boundaries import line_indices, trace_boundaries
 
@@ -121,7 +121,7 @@ class PhaseDiagram:
 
 def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "current",
                   spacing: float | None = None, boundaries: bool = True, progress=None,
-                  **params) -> PhaseDiagram:
+                  executor=None, bands: int | None = None, **params) -> PhaseDiagram:
     r"""Theoretical phase diagram over ``g`` x structure strength ``m^T n / N``.
 
     Every grid point is solved (stationary and chaotic, all branches, stability) by
@@ -147,6 +147,20 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     progress : bool or None
         Progress bar (tqdm, extra ``progress``) over the stages; default: only when
         stderr is a terminal.
+    executor : object with ``.map(fn, iterable)``, optional
+        Run the solve as tasks on this executor: one per state (stationary, chaotic) and
+        band. A ``concurrent.futures.ProcessPoolExecutor`` uses the cores of one machine
+        (threads do not help: the solver is bound by the interpreter); a
+        ``dask.distributed.Client`` goes beyond it. Workers that do not inherit this
+        process (spawn, dask) derive and compile the equations once each. Default: one
+        in-process solve.
+    bands : int, optional
+        With an executor: split the overlap axis into this many contiguous bands (at most
+        one per 4 overlap values), so that ``2 * bands`` tasks run. Default 1: the result
+        is then identical to the in-process solve's. With more bands the roots of the bands
+        are joined and flooded across the seams in-process; each band has its own coarse
+        multi-start, so results may differ where that finds different roots, but they do
+        not depend on the executor.
     **params
         Other model parameters (scalars).
 
@@ -200,7 +214,22 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     stages = 1 + (len(line_indices(g.size, 9)) + len(line_indices(mn.size, 9)) + 1 if boundaries else 0)
     bar = ProgressBar(stages, "phase_diagram", "stage", progress)
     bar.update(0, f"solving {g.size} x {overlap.size} points")
-    result = solve(net, g=gg, regime=regime, spacing=spacing, Mn=mnn, **params)
+    if executor is None:
+        if bands is not None:
+            raise ValueError("bands: applies with an executor only")
+        result = solve(net, g=gg, regime=regime, spacing=spacing, Mn=mnn, **params)
+    else:
+        if not callable(getattr(executor, "map", None)):
+            raise TypeError(f"executor: expected an object with a .map method, got {type(executor).__name__}")
+        bands = 1 if bands is None else bands
+        if isinstance(bands, bool) or not isinstance(bands, (int, np.integer)) or bands < 1:
+            raise ValueError(f"bands: must be a positive integer, got {bands!r}")
+        if bands > overlap.size // 4:
+            raise ValueError(f"bands: at most one band per 4 overlap values ({max(1, overlap.size // 4)} here), "
+                             f"got {bands}")
+        cf = compiled(net, "stationary", regime, spacing)
+        shape, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
+        result = solve_parallel(net, flat, shape, executor=executor, bands=int(bands), regime=regime, spacing=spacing)
     bar.update(1, "solved the grid")
     region = classify_stationary(result["stationary"], result["chaotic"])
     boundaries_out = {}

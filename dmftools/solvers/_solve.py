@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..model import GaussianLowRank
@@ -479,11 +481,15 @@ def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter
 _MAX_SWEEPS = 64
 
 
-def _propagate(cf, state, flat, store, shape, maxiter):
+def _propagate(cf, state, flat, store, shape, maxiter, start=None):
     """Flood roots across the grid: wherever a point has fewer roots than a neighbour
     (along any axis), Newton from the neighbour's roots runs there and every new root is
     kept; repeated until nothing changes. A branch found anywhere in its region of
-    existence (e.g. between coarse lines of the other axis) so reaches all of it."""
+    existence (e.g. between coarse lines of the other axis) so reaches all of it.
+
+    ``start``: boolean mask of points; only edges touching them are tried first (the rest
+    of the grid already propagated), and the flood goes on from every point that gains a
+    root. Default: every edge."""
     P = store.count.size
     names = cf.equations.parameters
     strides = np.array([int(np.prod(shape[d + 1 :], dtype=np.int64)) for d in range(len(shape))])
@@ -500,7 +506,7 @@ def _propagate(cf, state, flat, store, shape, maxiter):
     # directed edges target <- source; each tried once until one of its ends changes
     tgt = np.concatenate([lo, hi])
     src = np.concatenate([hi, lo])
-    tried = np.zeros(tgt.size, dtype=bool)
+    tried = np.zeros(tgt.size, dtype=bool) if start is None else ~(start[tgt] | start[src])
     for _ in range(_MAX_SWEEPS):
         todo = np.flatnonzero(~tried & (store.count[tgt] < store.count[src]))
         if todo.size == 0:
@@ -689,6 +695,11 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     Solutions are sought with ``delta0 <= VARIANCE_MAX`` (1e8, i.e. ``g`` up to ~1e4 for a
     bounded ``phi``); iterates beyond it are rejected, so larger solutions are not found.
 
+    On a grid (parameters monotone along every axis) the roots are continued from a coarse
+    multi-start to every point through its neighbours; points next to a change in the
+    number of roots of the other state get a full multi-start as well, so that branches in
+    thin slivers between grid lines are not missed.
+
     When the equations are symmetric under ``(mu, kappa) -> (-mu, -kappa)`` (an odd
     ``phi`` and no input that breaks the symmetry; tested numerically) only the starts
     with ``kappa >= 0`` are run and every root with ``kappa != 0`` is mirrored, after its
@@ -740,13 +751,169 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     if P * 22 * 2 > MAX_BATCH:
         raise ValueError(f"g/params: the grid has {P} points, more than this solver batches at once "
                          f"({MAX_BATCH // 44}); split the grid or use phase_diagram with an executor")
-    out = {}
+    raw = {state: _solve_state(compiled(net, state, regime, spacing), state, flat, shape, maxiter=maxiter)
+           for state in states}
+    _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter)
+    jobs = {state: _Job(net, state, regime, spacing, flat, shape, admissible_only=admissible_only, raw=raw[state])
+            for state in states}
+    return SolveResult(net, regime, shape, flat, {state: _assemble(job) for state, job in jobs.items()})
+
+
+def _boundary_points(counts: list, shape) -> np.ndarray:
+    """Mask of grid points whose number of roots of some state differs from a neighbour's."""
+    mask = np.zeros(shape, dtype=bool)
+    for c in counts:
+        c = np.asarray(c).reshape(shape)
+        for d in range(len(shape)):
+            if shape[d] < 2:
+                continue
+            differ = np.diff(c, axis=d) != 0
+            lo = [slice(None)] * len(shape)
+            hi = [slice(None)] * len(shape)
+            lo[d], hi[d] = slice(0, -1), slice(1, None)
+            mask[tuple(lo)] |= differ
+            mask[tuple(hi)] |= differ
+    return mask.reshape(-1)
+
+
+def _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter):
+    """Multi-start of each state at the grid points next to a change in the number of
+    roots of *another* state (but not of its own), then flood the new roots
+    (:func:`_propagate`); ``raw`` is updated in place.
+
+    Neighbour continuation finds every branch that some point's multi-start found, and
+    tries every root next to a change of a state's own root count. A branch that exists
+    only in a thin (e.g. diagonal) sliver between the coarse lines would still be missed:
+    near the triple point of M&O Fig. 1 structured chaos appears where the structured fixed
+    points lose stability, next to changes of the *stationary* roots' count, while the
+    chaotic roots' count does not change around it. On the 100 x 100 grid of Fig. 1 this
+    finds every root that a multi-start at every point finds (tested on a 21 x 24 grid)."""
+    P = int(np.prod(shape, dtype=np.int64))
+    if P <= _COARSE_ABOVE or len(shape) == 0 or not _is_grid(flat, shape):
+        return  # every point had a full multi-start
+    own = {state: _boundary_points([raw[state][1]], shape) for state in raw}
+    for state in raw:
+        # next to its own changes, neighbour continuation already tried every root found
+        others = [own[other] for other in raw if other != state]
+        points = np.flatnonzero(np.logical_or.reduce(others) & ~own[state]) if others else np.array([], dtype=int)
+        if points.size == 0:
+            continue
+        cf = compiled(net, state, regime, spacing)
+        sols, counts = raw[state]
+        sub = {k: v[points] for k, v in flat.items()}
+        half = _mirror_symmetric(cf, state, sub)
+        s_m, c_m = _multistart(cf, state, flat, points, maxiter, half)
+        if half:
+            mirrored = _add_mirrors(cf, state, sub, s_m, c_m)
+            s_m, c_m = mirrored if mirrored is not None else _multistart(cf, state, flat, points, maxiter)
+        old = sols[points]
+        valid = np.arange(old.shape[1])[None, :] < counts[points][:, None]
+        rows, slots = np.nonzero(valid)
+        new_valid = np.arange(s_m.shape[1])[None, :] < c_m[:, None]
+        rows_m, slots_m = np.nonzero(new_valid)
+        both = np.concatenate([old[rows, slots], s_m[rows_m, slots_m]]).T
+        owner = np.concatenate([rows, rows_m])
+        merged, c_u = _deduplicate(both, np.ones(owner.size, dtype=bool), owner, points.size, state)
+        grew = c_u > counts[points]
+        if not np.any(grew):
+            continue
+        store = _Store(P, sols.shape[2])
+        store.put(np.arange(P), sols, counts)
+        store.put(points[grew], merged[grew], c_u[grew])
+        start = np.zeros(P, dtype=bool)
+        start[points[grew]] = True
+        _propagate(cf, state, flat, store, shape, maxiter, start=start)
+        raw[state] = (store.sols, store.count)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One state on a grid or a band of it (parameter arrays flat, C order), for a worker:
+    :func:`_solve_band` finds its raw roots, :func:`_assemble` turns ``raw`` into the
+    result object."""
+
+    net: GaussianLowRank
+    state: str
+    regime: str
+    spacing: float | None
+    flat: dict
+    shape: tuple
+    maxiter: int = 50
+    admissible_only: bool = True
+    raw: tuple | None = None
+
+
+def _solve_band(job: _Job) -> tuple:
+    """Raw roots ``(sols, counts)`` (:func:`_solve_state`)."""
+    cf = compiled(job.net, job.state, job.regime, job.spacing)
+    return _solve_state(cf, job.state, job.flat, job.shape, maxiter=job.maxiter)
+
+
+def _assemble(job: _Job) -> StateSolutions:
+    """:class:`StateSolutions` from raw roots: residuals, stability, branch slots."""
+    cf = compiled(job.net, job.state, job.regime, job.spacing)
+    sols, counts = job.raw
+    n = len(cf.unknowns)
+    per_point = [list(sols[p, : counts[p], :n]) for p in range(counts.size)]
+    return StateSolutions.from_points(_KnownResiduals(cf, sols, counts), job.state, per_point, job.flat, job.shape,
+                                      admissible_only=job.admissible_only,
+                                      stability=compiled(job.net, "stationary", job.regime, job.spacing))
+
+
+def _map(executor, fn, tasks) -> list:
+    out = []
+    for value in executor.map(fn, tasks):
+        if not isinstance(value, (tuple, StateSolutions)) and callable(getattr(value, "result", None)):
+            value = value.result()  # dask.distributed Client.map returns futures
+        out.append(value)
+    return out
+
+
+def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES, regime="current", spacing=None,
+                   maxiter=50, admissible_only=True) -> SolveResult:
+    """:func:`solve` as tasks on ``executor`` (anything with ``.map``; futures, as from a
+    ``dask.distributed.Client``, are resolved): one per state and band of the grid, then,
+    after the in-process boundary search (:func:`_search_boundaries`), one per state for
+    stability and branch slots.
+
+    With one band the result is identical to :func:`solve`'s. With ``bands > 1`` the grid
+    is split into contiguous bands along its last axis; the bands' roots are joined and
+    flooded across the seams (:func:`_propagate`), so a branch found in one band reaches
+    its neighbours. Each band has its own coarse multi-start, so results may then differ
+    from :func:`solve` where that finds different roots; they do not depend on the
+    executor.
+
+    ``flat``/``shape``: validated parameters (:func:`prepare_parameters`).
+    """
+    P = int(np.prod(shape, dtype=np.int64))
+    axis = len(shape) - 1
+    splits = [c for c in np.array_split(np.arange(shape[axis] if shape else 1), bands) if c.size]
+    if len(splits) > 1:
+        index = np.arange(P).reshape(shape)
+        members = [np.take(index, c, axis=axis).reshape(-1) for c in splits]
+        shapes = [tuple(shape[:axis]) + (c.size,) for c in splits]
+    else:
+        members, shapes = [np.arange(P)], [tuple(shape)]
+    largest = max(m.size for m in members)
+    if largest * 22 * 2 > MAX_BATCH:
+        raise ValueError(f"bands: a band of {largest} points is more than the solver batches at once "
+                         f"({MAX_BATCH // 44}); use more bands")
+    tasks = [_Job(net, state, regime, spacing, {k: v[m] for k, v in flat.items()}, band_shape, maxiter)
+             for state in states for m, band_shape in zip(members, shapes)]
+    results = iter(_map(executor, _solve_band, tasks))
+    raw = {}
     for state in states:
         cf = compiled(net, state, regime, spacing)
-        sols, counts = _solve_state(cf, state, flat, shape, maxiter=maxiter)
-        n = len(cf.unknowns)
-        per_point = [list(sols[p, : counts[p], :n]) for p in range(P)]
-        out[state] = StateSolutions.from_points(_KnownResiduals(cf, sols, counts), state, per_point, flat, shape,
-                                                admissible_only=admissible_only,
-                                                stability=compiled(net, "stationary", regime, spacing))
-    return SolveResult(net, regime, shape, flat, out)
+        store = _Store(P, len(cf.unknowns) + 1)
+        for m in members:
+            store.put(m, *next(results))
+        if len(members) > 1:
+            seam = np.zeros(shape, dtype=bool)
+            for c in splits[1:]:
+                seam[(slice(None),) * axis + (slice(int(c[0]) - 1, int(c[0]) + 1),)] = True
+            _propagate(cf, state, flat, store, shape, maxiter, start=seam.reshape(-1))
+        raw[state] = (store.sols, store.count)
+    _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter)
+    jobs = [_Job(net, state, regime, spacing, flat, shape, admissible_only=admissible_only, raw=raw[state])
+            for state in states]
+    return SolveResult(net, regime, shape, flat, dict(zip(states, _map(executor, _assemble, jobs))))
