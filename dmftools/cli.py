@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--workers", type=int, default=1,
                     help="worker processes for the grid solve (default 1: in-process)")
     pd.add_argument("--bands", type=int, default=None,
-                    help="bands of the overlap axis solved as separate tasks (needs --workers > 1; default 1)")
+                    help="bands of the overlap axis solved as separate tasks (needs --workers > 1; "
+                         "default: --workers)")
     model_flags(pd)
     return parser
 
@@ -137,7 +138,8 @@ def _phase_diagram(args) -> str:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(args.workers) as executor:
-            pd = phase_diagram(_net(args), g=g, overlap=overlap, executor=executor, bands=args.bands, **options)
+            bands = min(args.workers, max(1, args.overlap_num // 4)) if args.bands is None else args.bands
+            pd = phase_diagram(_net(args), g=g, overlap=overlap, executor=executor, bands=bands, **options)
     else:
         pd = phase_diagram(_net(args), g=g, overlap=overlap, **options)
     fig, _ = pd.plot()

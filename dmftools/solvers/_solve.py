@@ -753,8 +753,8 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
                          f"({MAX_BATCH // 44}); split the grid or use phase_diagram with an executor")
     raw = {state: _solve_state(compiled(net, state, regime, spacing), state, flat, shape, maxiter=maxiter)
            for state in states}
-    _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter)
-    jobs = {state: _Job(net, state, regime, spacing, flat, shape, admissible_only=admissible_only, raw=raw[state])
+    search = _boundary_targets(raw, flat, shape)
+    jobs = {state: _Job(net, state, regime, spacing, flat, shape, maxiter, admissible_only, raw[state], search[state])
             for state in states}
     return SolveResult(net, regime, shape, flat, {state: _assemble(job) for state, job in jobs.items()})
 
@@ -776,61 +776,66 @@ def _boundary_points(counts: list, shape) -> np.ndarray:
     return mask.reshape(-1)
 
 
-def _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter):
-    """Multi-start of each state at the grid points next to a change in the number of
-    roots of *another* state (but not of its own), then flood the new roots
-    (:func:`_propagate`); ``raw`` is updated in place.
+def _boundary_targets(raw: dict, flat, shape) -> dict:
+    """Per state, the grid points where :func:`_search_state` runs a multi-start: next to a
+    change in the number of roots of *another* state, but not of its own.
 
     Neighbour continuation finds every branch that some point's multi-start found, and
     tries every root next to a change of a state's own root count. A branch that exists
     only in a thin (e.g. diagonal) sliver between the coarse lines would still be missed:
     near the triple point of M&O Fig. 1 structured chaos appears where the structured fixed
     points lose stability, next to changes of the *stationary* roots' count, while the
-    chaotic roots' count does not change around it. On the 100 x 100 grid of Fig. 1 this
-    finds every root that a multi-start at every point finds (tested on a 21 x 24 grid)."""
+    chaotic roots' count does not change around it. With this search the grid solve finds
+    every root that a multi-start at every point finds (checked on the 100 x 100 grid of
+    Fig. 1; tested on a 21 x 24 one)."""
     P = int(np.prod(shape, dtype=np.int64))
+    none = np.array([], dtype=int)
     if P <= _COARSE_ABOVE or len(shape) == 0 or not _is_grid(flat, shape):
-        return  # every point had a full multi-start
+        return {state: none for state in raw}  # every point had a full multi-start
     own = {state: _boundary_points([raw[state][1]], shape) for state in raw}
+    out = {}
     for state in raw:
-        # next to its own changes, neighbour continuation already tried every root found
         others = [own[other] for other in raw if other != state]
-        points = np.flatnonzero(np.logical_or.reduce(others) & ~own[state]) if others else np.array([], dtype=int)
-        if points.size == 0:
-            continue
-        cf = compiled(net, state, regime, spacing)
-        sols, counts = raw[state]
-        sub = {k: v[points] for k, v in flat.items()}
-        half = _mirror_symmetric(cf, state, sub)
-        s_m, c_m = _multistart(cf, state, flat, points, maxiter, half)
-        if half:
-            mirrored = _add_mirrors(cf, state, sub, s_m, c_m)
-            s_m, c_m = mirrored if mirrored is not None else _multistart(cf, state, flat, points, maxiter)
-        old = sols[points]
-        valid = np.arange(old.shape[1])[None, :] < counts[points][:, None]
-        rows, slots = np.nonzero(valid)
-        new_valid = np.arange(s_m.shape[1])[None, :] < c_m[:, None]
-        rows_m, slots_m = np.nonzero(new_valid)
-        both = np.concatenate([old[rows, slots], s_m[rows_m, slots_m]]).T
-        owner = np.concatenate([rows, rows_m])
-        merged, c_u = _deduplicate(both, np.ones(owner.size, dtype=bool), owner, points.size, state)
-        grew = c_u > counts[points]
-        if not np.any(grew):
-            continue
-        store = _Store(P, sols.shape[2])
-        store.put(np.arange(P), sols, counts)
-        store.put(points[grew], merged[grew], c_u[grew])
-        start = np.zeros(P, dtype=bool)
-        start[points[grew]] = True
-        _propagate(cf, state, flat, store, shape, maxiter, start=start)
-        raw[state] = (store.sols, store.count)
+        out[state] = np.flatnonzero(np.logical_or.reduce(others) & ~own[state]) if others else none
+    return out
+
+
+def _search_state(cf, state, flat, shape, raw, points, maxiter) -> tuple:
+    """Multi-start at ``points`` (:func:`_boundary_targets`), new roots flooded across the
+    grid (:func:`_propagate`); returns the updated ``(sols, counts)``."""
+    sols, counts = raw
+    if points.size == 0:
+        return raw
+    P = counts.size
+    sub = {k: v[points] for k, v in flat.items()}
+    half = _mirror_symmetric(cf, state, sub)
+    s_m, c_m = _multistart(cf, state, flat, points, maxiter, half)
+    if half:
+        mirrored = _add_mirrors(cf, state, sub, s_m, c_m)
+        s_m, c_m = mirrored if mirrored is not None else _multistart(cf, state, flat, points, maxiter)
+    old = sols[points]
+    rows, slots = np.nonzero(np.arange(old.shape[1])[None, :] < counts[points][:, None])
+    rows_m, slots_m = np.nonzero(np.arange(s_m.shape[1])[None, :] < c_m[:, None])
+    both = np.concatenate([old[rows, slots], s_m[rows_m, slots_m]]).T
+    owner = np.concatenate([rows, rows_m])
+    merged, c_u = _deduplicate(both, np.ones(owner.size, dtype=bool), owner, points.size, state)
+    grew = c_u > counts[points]
+    if not np.any(grew):
+        return raw
+    store = _Store(P, sols.shape[2])
+    store.put(np.arange(P), sols, counts)
+    store.put(points[grew], merged[grew], c_u[grew])
+    start = np.zeros(P, dtype=bool)
+    start[points[grew]] = True
+    _propagate(cf, state, flat, store, shape, maxiter, start=start)
+    return store.sols, store.count
 
 
 @dataclass(frozen=True)
 class _Job:
     """One state on a grid or a band of it (parameter arrays flat, C order), for a worker:
-    :func:`_solve_band` finds its raw roots, :func:`_assemble` turns ``raw`` into the
-    result object."""
+    :func:`_solve_band` finds its raw roots, :func:`_assemble` searches more at the
+    points ``search`` and turns ``raw`` into the result object."""
 
     net: GaussianLowRank
     state: str
@@ -841,6 +846,7 @@ class _Job:
     maxiter: int = 50
     admissible_only: bool = True
     raw: tuple | None = None
+    search: np.ndarray | None = None
 
 
 def _solve_band(job: _Job) -> tuple:
@@ -850,9 +856,12 @@ def _solve_band(job: _Job) -> tuple:
 
 
 def _assemble(job: _Job) -> StateSolutions:
-    """:class:`StateSolutions` from raw roots: residuals, stability, branch slots."""
+    """:class:`StateSolutions` from raw roots, after the boundary search at ``job.search``
+    (:func:`_search_state`): residuals, stability, branch slots."""
     cf = compiled(job.net, job.state, job.regime, job.spacing)
     sols, counts = job.raw
+    if job.search is not None:
+        sols, counts = _search_state(cf, job.state, job.flat, job.shape, job.raw, job.search, job.maxiter)
     n = len(cf.unknowns)
     per_point = [list(sols[p, : counts[p], :n]) for p in range(counts.size)]
     return StateSolutions.from_points(_KnownResiduals(cf, sols, counts), job.state, per_point, job.flat, job.shape,
@@ -872,9 +881,9 @@ def _map(executor, fn, tasks) -> list:
 def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES, regime="current", spacing=None,
                    maxiter=50, admissible_only=True) -> SolveResult:
     """:func:`solve` as tasks on ``executor`` (anything with ``.map``; futures, as from a
-    ``dask.distributed.Client``, are resolved): one per state and band of the grid, then,
-    after the in-process boundary search (:func:`_search_boundaries`), one per state for
-    stability and branch slots.
+    ``dask.distributed.Client``, are resolved): one per state and band of the grid, then
+    one per state for the boundary search (:func:`_boundary_targets`), stability and
+    branch slots.
 
     With one band the result is identical to :func:`solve`'s. With ``bands > 1`` the grid
     is split into contiguous bands along its last axis; the bands' roots are joined and
@@ -913,7 +922,7 @@ def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES,
                 seam[(slice(None),) * axis + (slice(int(c[0]) - 1, int(c[0]) + 1),)] = True
             _propagate(cf, state, flat, store, shape, maxiter, start=seam.reshape(-1))
         raw[state] = (store.sols, store.count)
-    _search_boundaries(net, regime, spacing, flat, shape, raw, maxiter)
-    jobs = [_Job(net, state, regime, spacing, flat, shape, admissible_only=admissible_only, raw=raw[state])
+    search = _boundary_targets(raw, flat, shape)
+    jobs = [_Job(net, state, regime, spacing, flat, shape, maxiter, admissible_only, raw[state], search[state])
             for state in states]
     return SolveResult(net, regime, shape, flat, dict(zip(states, _map(executor, _assemble, jobs))))
