@@ -418,12 +418,8 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
         s_r, c_r = _deduplicate(u, ok, owner, rest.size, state)
         lost = c_r < np.minimum(ca[rest], cb[rest])
         if np.any(lost):
-            s_m, c_m = _multistart(cf, state, flat, new[rest[lost]], maxiter, half)
-            # union of the neighbours' roots and the multi-start's
-            both_u = np.concatenate([s_r[lost].reshape(-1, s_r.shape[2]), s_m.reshape(-1, s_m.shape[2])]).T
-            m = int(lost.sum())
-            both_o = np.concatenate([np.repeat(np.arange(m), s_r.shape[1]), np.repeat(np.arange(m), s_m.shape[1])])
-            s_u, c_u = _deduplicate(both_u, np.all(np.isfinite(both_u), axis=0), both_o, m, state)
+            s_m, _ = _multistart(cf, state, flat, new[rest[lost]], maxiter, half)
+            s_u, c_u = _union(s_r[lost], s_m, state)  # the neighbours' roots and the multi-start's
             if s_u.shape[1] > s_r.shape[1]:
                 s_r = np.concatenate([s_r, np.full((rest.size, s_u.shape[1] - s_r.shape[1], s_r.shape[2]), np.nan)],
                                      axis=1)
@@ -437,6 +433,15 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
         sols[rest, :G] = s_r
         counts[rest] = c_r
     store.put(new, sols, counts)
+
+
+def _union(a, b, state):
+    """Per point the union of two sets of roots ``(m, G, n + 1)`` (NaN rows beyond each
+    point's count), deduplicated: ``(sols, counts)``."""
+    m = a.shape[0]
+    both = np.concatenate([a.reshape(-1, a.shape[2]), b.reshape(-1, b.shape[2])]).T
+    owner = np.concatenate([np.repeat(np.arange(m), a.shape[1]), np.repeat(np.arange(m), b.shape[1])])
+    return _deduplicate(both, np.all(np.isfinite(both), axis=0), owner, m, state)
 
 
 def _refine_axis(cf, state, flat, store, shape, d, other_sets, coarse_d, maxiter, half=False):
@@ -759,20 +764,19 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     return SolveResult(net, regime, shape, flat, {state: _assemble(job) for state, job in jobs.items()})
 
 
-def _boundary_points(counts: list, shape) -> np.ndarray:
-    """Mask of grid points whose number of roots of some state differs from a neighbour's."""
+def _boundary_points(counts, shape) -> np.ndarray:
+    """Mask of grid points whose number of roots (``counts``, flat) differs from a neighbour's."""
     mask = np.zeros(shape, dtype=bool)
-    for c in counts:
-        c = np.asarray(c).reshape(shape)
-        for d in range(len(shape)):
-            if shape[d] < 2:
-                continue
-            differ = np.diff(c, axis=d) != 0
-            lo = [slice(None)] * len(shape)
-            hi = [slice(None)] * len(shape)
-            lo[d], hi[d] = slice(0, -1), slice(1, None)
-            mask[tuple(lo)] |= differ
-            mask[tuple(hi)] |= differ
+    c = np.asarray(counts).reshape(shape)
+    for d in range(len(shape)):
+        if shape[d] < 2:
+            continue
+        differ = np.diff(c, axis=d) != 0
+        lo = [slice(None)] * len(shape)
+        hi = [slice(None)] * len(shape)
+        lo[d], hi[d] = slice(0, -1), slice(1, None)
+        mask[tuple(lo)] |= differ
+        mask[tuple(hi)] |= differ
     return mask.reshape(-1)
 
 
@@ -792,7 +796,7 @@ def _boundary_targets(raw: dict, flat, shape) -> dict:
     none = np.array([], dtype=int)
     if P <= _COARSE_ABOVE or len(shape) == 0 or not _is_grid(flat, shape):
         return {state: none for state in raw}  # every point had a full multi-start
-    own = {state: _boundary_points([raw[state][1]], shape) for state in raw}
+    own = {state: _boundary_points(raw[state][1], shape) for state in raw}
     out = {}
     for state in raw:
         others = [own[other] for other in raw if other != state]
@@ -812,13 +816,8 @@ def _search_state(cf, state, flat, shape, raw, points, maxiter) -> tuple:
     s_m, c_m = _multistart(cf, state, flat, points, maxiter, half)
     if half:
         mirrored = _add_mirrors(cf, state, sub, s_m, c_m)
-        s_m, c_m = mirrored if mirrored is not None else _multistart(cf, state, flat, points, maxiter)
-    old = sols[points]
-    rows, slots = np.nonzero(np.arange(old.shape[1])[None, :] < counts[points][:, None])
-    rows_m, slots_m = np.nonzero(np.arange(s_m.shape[1])[None, :] < c_m[:, None])
-    both = np.concatenate([old[rows, slots], s_m[rows_m, slots_m]]).T
-    owner = np.concatenate([rows, rows_m])
-    merged, c_u = _deduplicate(both, np.ones(owner.size, dtype=bool), owner, points.size, state)
+        s_m, _ = mirrored if mirrored is not None else _multistart(cf, state, flat, points, maxiter)
+    merged, c_u = _union(sols[points], s_m, state)
     grew = c_u > counts[points]
     if not np.any(grew):
         return raw
@@ -910,6 +909,9 @@ def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES,
     tasks = [_Job(net, state, regime, spacing, {k: v[m] for k, v in flat.items()}, band_shape, maxiter)
              for state in states for m, band_shape in zip(members, shapes)]
     results = iter(_map(executor, _solve_band, tasks))
+    seam = np.zeros(shape, dtype=bool)  # the columns on either side of each seam
+    for c in splits[1:]:
+        seam[(slice(None),) * axis + (slice(int(c[0]) - 1, int(c[0]) + 1),)] = True
     raw = {}
     for state in states:
         cf = compiled(net, state, regime, spacing)
@@ -917,9 +919,6 @@ def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES,
         for m in members:
             store.put(m, *next(results))
         if len(members) > 1:
-            seam = np.zeros(shape, dtype=bool)
-            for c in splits[1:]:
-                seam[(slice(None),) * axis + (slice(int(c[0]) - 1, int(c[0]) + 1),)] = True
             _propagate(cf, state, flat, store, shape, maxiter, start=seam.reshape(-1))
         raw[state] = (store.sols, store.count)
     search = _boundary_targets(raw, flat, shape)
