@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dmftools as dmf
 
@@ -188,6 +190,38 @@ def test_unit_rank_slot_names_never_fall_back_to_numbers():
     assert got[3] == {"central": 0.0, "central_2": 0.0, "positive": 3.0, "positive_2": 2.0, "positive_3": 1.0}
     # the central slot holds the kappa = 0 solution with the largest delta0
     assert _assign_slots(points[3], 2, 1, names)["central"][1] == 3
+
+
+_KAPPAS = [-2.0, -1.0, -0.5, -5e-9, 0.0, 3e-9, 0.5, 1.0, 2.0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(rank=st.sampled_from([1, 2]),
+       points=st.lists(st.lists(st.tuples(st.sampled_from([-1.0, 0.0, 1.0]), st.sampled_from([0.0, 1.0, 3.0]),
+                                          st.sampled_from(_KAPPAS), st.sampled_from(_KAPPAS)),
+                                max_size=7), min_size=1, max_size=6))
+def test_slot_indices_follow_the_per_point_rules(rank, points):
+    """The grid's slot assignment (numpy, every point at once) gives every point's roots
+    the slots of the per-point rules (_assign_slots, _slot_names): sign, farthest from 0
+    first, central by largest delta0, ties and |kappa| <= KAPPA_ZERO included."""
+    from dmftools.solvers._results import _assign_slots, _slot_indices, _slot_names
+
+    n = 2 + rank
+    per_point = [[np.array(r[:n]) for r in p] for p in points]
+    counts = np.array([len(p) for p in per_point])
+    G = max(int(counts.max()), 1)
+    sols = np.full((len(points), G, n + 1), np.nan)
+    for i, p in enumerate(per_point):
+        for j, r in enumerate(p):
+            sols[i, j, :n] = r
+            sols[i, j, n] = 1e-14  # residual: not a slot criterion
+    slots, index = _slot_indices(sols, counts, 2, rank)
+    assert slots == _slot_names(rank, per_point, 2)
+    assert np.all(index[np.arange(G)[None, :] >= counts[:, None]] == -1)
+    for i, p in enumerate(per_point):
+        expected = {name: tuple(v) for name, v in _assign_slots(p, 2, rank, slots).items()}
+        got = {slots[index[i, j]]: tuple(sols[i, j, :n]) for j in range(counts[i])}
+        assert got == expected
 
 
 # -- mirror symmetry: (mu, kappa) -> (-mu, -kappa) ------------------------------------------

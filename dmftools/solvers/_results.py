@@ -162,6 +162,86 @@ def _assign_unit(sols, kappa_index):
     return {"central": sols[near], ("positive" if ks[0] > 0 else "negative"): sols[far]}
 
 
+def _slot_indices(sols, counts, kappa_index, rank):
+    """Branch slot of every root of a grid, in numpy: :func:`_slot_names` and
+    :func:`_assign_slots` (the per-point reference, with the rules) for all points at once.
+
+    ``sols`` (P, G, >= kappa_index + rank): each point's roots in its first ``counts[p]``
+    rows. Returns ``(slots, index)``: the slot names and ``index`` (P, G), the slot of each
+    root (-1 beyond a point's count).
+    """
+    P, G = sols.shape[:2]
+    rows = np.arange(P)[:, None]
+    valid = np.arange(G)[None, :] < np.asarray(counts)[:, None]
+    index = np.full((P, G), -1)
+
+    def rank_by(key, member):
+        # position of each member among its point's members, ordered by key (stable)
+        order = np.argsort(np.where(member, key, np.inf), axis=1, kind="stable")
+        pos = np.empty((P, G), dtype=int)
+        pos[rows, order] = np.arange(G)[None, :]
+        return pos
+
+    if rank != 1:
+        keys = [np.where(valid, sols[..., kappa_index + k], np.inf) for k in range(rank - 1, -1, -1)]
+        order = np.lexsort(keys, axis=-1)
+        index[rows, order] = np.arange(G)[None, :]
+        index[~valid] = -1
+        n_max = int(np.max(counts)) if P else 0
+        return tuple(str(k) for k in range(max(n_max, 1))), index
+    with np.errstate(invalid="ignore"):
+        kap = np.where(valid, sols[..., kappa_index], 0.0)
+        zero = valid & (np.abs(kap) <= KAPPA_ZERO)
+    neg = valid & ~zero & (kap < 0)
+    pos = valid & ~zero & (kap > 0)
+    n_zero, n_neg, n_pos = zero.sum(axis=1), neg.sum(axis=1), pos.sum(axis=1)
+    simple = n_neg + n_pos + np.minimum(n_zero, 1) <= 3
+    # kappa = 0 roots by decreasing delta0: the first joins the unit set, the others are
+    # central_2, central_3, ...
+    zrank = rank_by(-np.where(zero, sols[..., 1], 0.0), zero)
+    extra_c = max(int(np.max(n_zero, initial=0)) - 1, 0)
+    extra_n = max(int(np.max(n_neg[~simple], initial=0)) - 1, 0)
+    extra_p = max(int(np.max(n_pos[~simple], initial=0)) - 1, 0)
+    slots = _UNIT + tuple(f"{base}_{k + 2}" for base, extra in (("central", extra_c), ("negative", extra_n),
+                                                                ("positive", extra_p)) for k in range(extra))
+    NEG, CEN, POS = 0, 1, 2
+    later = zero & (zrank >= 1)
+    index[later] = 3 + zrank[later] - 1
+    # points with more than three roots (kappa != 0, plus one kappa = 0): central, then by
+    # sign, farthest from 0 first
+    many = ~simple[:, None]
+    nrank = rank_by(kap, neg)       # most negative first
+    prank = rank_by(-kap, pos)      # most positive first
+    index[many & zero & (zrank == 0)] = CEN
+    for member, r, first, offset in ((neg, nrank, NEG, 3 + extra_c), (pos, prank, POS, 3 + extra_c + extra_n)):
+        m = many & member
+        index[m] = np.where(r[m] == 0, first, offset + r[m] - 1)
+    # up to three roots: by kappa (the rules of _assign_unit)
+    unit = simple[:, None] & ((zero & (zrank == 0)) | neg | pos)
+    m = unit.sum(axis=1)
+    urank = rank_by(kap, unit)
+    three = unit & (m == 3)[:, None]
+    index[three] = urank[three]  # negative, central, positive by kappa
+    sign_slot = np.where(kap > 0, POS, NEG)
+    one = unit & (m == 1)[:, None]
+    index[one] = np.where(zero[one], CEN, sign_slot[one])
+    two = np.flatnonzero(m == 2)
+    if two.size:
+        u = unit[two]
+        a = np.argmax(u & (urank[two] == 0), axis=1)  # smaller kappa
+        b = np.argmax(u & (urank[two] == 1), axis=1)
+        ka, kb = kap[two, a], kap[two, b]
+        za, zb = zero[two, a], zero[two, b]
+        opposite = ~za & ~zb & (ka < 0) & (kb > 0)
+        a_near = np.abs(ka) < np.abs(kb)
+        same_sign = np.where(ka > 0, POS, NEG)
+        slot_a = np.select([za, zb, opposite, a_near], [CEN, sign_slot[two, a], NEG, CEN], same_sign)
+        slot_b = np.select([za, zb, opposite, a_near], [sign_slot[two, b], CEN, POS, same_sign], CEN)
+        index[two, a] = slot_a
+        index[two, b] = slot_b
+    return slots, index
+
+
 @dataclass
 class StateSolutions:
     """Solutions of one state over a grid, one slot per branch.
@@ -195,51 +275,52 @@ class StateSolutions:
     outliers: np.ndarray | None = None
 
     @classmethod
-    def from_points(cls, cf, state, per_point, flat, shape, *, admissible_only, stability):
+    def from_roots(cls, cf, state, sols, counts, flat, shape, *, admissible_only, stability):
+        """Slots, stability and observables from the roots of a grid.
+
+        ``sols`` (P, G, n + 1): each point's first ``counts[p]`` rows are its roots (the
+        unknowns in ``cf.unknowns`` order, then the residual ``max |F|`` Newton reached).
+        ``stability``: compiled stationary equations (bulk radius and outlier matrix).
+        """
         rank = cf.equations.model.rank
         names = cf.unknowns
         kappa_index = 3 if state == "chaotic" else 2
-        slots = _slot_names(rank, per_point, kappa_index)
-        P = len(per_point)
         n = len(names)
-        vals = np.full((n, len(slots), P), np.nan)
+        P = int(np.prod(shape, dtype=np.int64))
+        slots, slot = _slot_indices(sols, counts, kappa_index, rank)
+        vals = np.full((n + 1, len(slots), P), np.nan)
         found = np.zeros((len(slots), P), dtype=bool)
-        for p, sols in enumerate(per_point):
-            for name, v in _assign_slots(sols, kappa_index, rank, slots).items():
-                j = slots.index(name)
-                vals[:, j, p] = v
-                found[j, p] = True
+        p, j = np.nonzero(slot >= 0)
+        vals[:, slot[p, j], p] = sols[p, j, : n + 1].T
+        found[slot[p, j], p] = True
         values = {name: vals[i] for i, name in enumerate(names)}
+        values["residual"] = vals[n]
         idx = np.nonzero(found)
         par = [flat[k][idx[1]] for k in cf.equations.parameters]
         u = [vals[i][idx] for i in range(n)]
-        residual = np.full(found.shape, np.nan)
         outliers = None
-        if idx[0].size:
-            F, _ = cf.system(u + par)
-            residual[idx] = np.max(np.abs(F), axis=0)
-        values["residual"] = residual
         if state == "stationary":
             radius = np.full(found.shape, np.nan)
             outlier = np.full(found.shape, np.nan)
             n_out = np.zeros(found.shape, dtype=int)
             stable = np.zeros(found.shape, dtype=bool)
             outliers = np.empty(found.shape, dtype=object)
-            for j in np.ndindex(*found.shape):
-                outliers[j] = ()
+            outliers.fill(())
             if idx[0].size:
                 r, M = stability.stability(u + par)
-                eig = np.linalg.eigvals(np.moveaxis(M, -1, 0))
+                eig = np.linalg.eigvals(np.moveaxis(M, -1, 0)).astype(complex)  # real when all are
                 outside = np.abs(eig) > r[:, None] * (1 + 1e-12) + 1e-14
+                stable[idx] = (r < 1) & ~np.any(outside & (eig.real >= 1), axis=1)
+                # outliers by decreasing real part; the others to the end
+                order = np.argsort(np.where(outside, -eig.real, np.inf), axis=1, kind="stable")
+                eig = np.take_along_axis(eig, order, axis=1)
+                k_out = outside.sum(axis=1)
                 radius[idx] = r
-                for k in range(r.size):
-                    lam = eig[k][outside[k]]
-                    lam = tuple(sorted((complex(z) for z in lam), key=lambda z: -z.real))
-                    outliers[idx[0][k], idx[1][k]] = lam
-                    n_out[idx[0][k], idx[1][k]] = len(lam)
-                    if lam:
-                        outlier[idx[0][k], idx[1][k]] = lam[0].real
-                    stable[idx[0][k], idx[1][k]] = (r[k] < 1) and all(z.real < 1 for z in lam)
+                n_out[idx] = k_out
+                outlier[idx] = np.where(k_out > 0, eig[:, 0].real, np.nan)
+                has = np.flatnonzero(k_out)
+                for k, row, c in zip(has, eig[has].tolist(), k_out[has].tolist()):
+                    outliers[idx[0][k], idx[1][k]] = tuple(row[:c])
             values.update(radius=radius, outlier=outlier, n_outliers=n_out, stable=stable)
         else:
             curvature = np.full(found.shape, np.nan)

@@ -645,35 +645,6 @@ def _add_mirrors(cf, state, flat, sols, counts):
     return _deduplicate(both, np.ones(owner.size, dtype=bool), owner, P, state)
 
 
-class _KnownResiduals:
-    """``cf`` for :meth:`StateSolutions.from_points` whose ``system`` returns the residuals
-    Newton already computed at the reported roots instead of evaluating the equations (and
-    their Jacobian) once more: ``F`` with ``max |F|`` per column equal to the stored
-    residual. Columns that are not stored roots are evaluated."""
-
-    def __init__(self, cf, sols, counts):
-        self._cf = cf
-        n = len(cf.unknowns)
-        rows = sols[np.arange(sols.shape[1])[None, :] < counts[:, None]]
-        self._n = n
-        self._residual = {r[:n].tobytes(): r[n] for r in rows}
-
-    def __getattr__(self, name):
-        return getattr(self._cf, name)
-
-    def system(self, ordered):
-        n = self._n
-        u = np.ascontiguousarray(np.stack(np.broadcast_arrays(*ordered[:n]), axis=1))
-        res = np.array([self._residual.get(row.tobytes(), np.nan) for row in u])
-        missing = np.isnan(res)
-        if np.any(missing):
-            F, _ = self._cf.system([np.asarray(a)[missing] if np.ndim(a) else a for a in ordered])
-            res[missing] = np.max(np.abs(F), axis=0)
-        F = np.zeros((n, res.size))
-        F[0] = res
-        return F, None
-
-
 def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", spacing: float | None = None,
           maxiter: int = 50, admissible_only: bool = True, **params) -> SolveResult:
     r"""Every stationary and chaotic mean-field solution at one or many parameter points.
@@ -861,11 +832,9 @@ def _assemble(job: _Job) -> StateSolutions:
     sols, counts = job.raw
     if job.search is not None:
         sols, counts = _search_state(cf, job.state, job.flat, job.shape, job.raw, job.search, job.maxiter)
-    n = len(cf.unknowns)
-    per_point = [list(sols[p, : counts[p], :n]) for p in range(counts.size)]
-    return StateSolutions.from_points(_KnownResiduals(cf, sols, counts), job.state, per_point, job.flat, job.shape,
-                                      admissible_only=job.admissible_only,
-                                      stability=compiled(job.net, "stationary", job.regime, job.spacing))
+    return StateSolutions.from_roots(cf, job.state, sols, counts, job.flat, job.shape,
+                                     admissible_only=job.admissible_only,
+                                     stability=compiled(job.net, "stationary", job.regime, job.spacing))
 
 
 def _map(executor, fn, tasks) -> list:
