@@ -262,3 +262,16 @@ def test_executor_arguments_checked():
             dmf.phase_diagram(NET, g=g, overlap=overlap, executor=_FuturesExecutor(), bands=bad)
     with pytest.raises(ValueError, match="bands: at most one band per 4 overlap values"):
         dmf.phase_diagram(NET, g=g, overlap=overlap, executor=_FuturesExecutor(), bands=3)
+    # the model options are checked as in the in-process path, before any task is sent
+    for kw, error, message in ((dict(regime="bogus"), ValueError, "regime: must be one of"),
+                               (dict(spacing=-1.0), ValueError, "spacing: must be in"),
+                               (dict(maxiter=5), TypeError, "maxiter")):
+        with pytest.raises(error, match=message):
+            dmf.phase_diagram(NET, g=g, overlap=overlap, executor=_Refuse(), boundaries=False, **kw)
+
+
+class _Refuse:
+    """An executor that fails the test if a task reaches it."""
+
+    def map(self, fn, tasks):
+        raise AssertionError("a task was sent before the arguments were checked")

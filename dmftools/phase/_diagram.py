@@ -17,6 +17,8 @@ __all__ = ["PhaseDiagram", "phase_diagram", "REGIONS"]
 #: Region codes of :attr:`PhaseDiagram.region` (M&O 2018, Fig. 1).
 REGIONS = {0: "homogeneous stationary", 1: "structured stationary", 2: "homogeneous chaotic",
            3: "structured chaotic", -1: "no solution found"}
+#: Overlap values per band at least (executor path): each band is solved as a grid of its own.
+OVERLAP_PER_BAND = 4
 
 @dataclass
 class PhaseDiagram:
@@ -224,9 +226,9 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
         bands = 1 if bands is None else bands
         if isinstance(bands, bool) or not isinstance(bands, (int, np.integer)) or bands < 1:
             raise ValueError(f"bands: must be a positive integer, got {bands!r}")
-        if bands > overlap.size // 4:
-            raise ValueError(f"bands: at most one band per 4 overlap values ({max(1, overlap.size // 4)} here), "
-                             f"got {bands}")
+        if bands > overlap.size // OVERLAP_PER_BAND:
+            raise ValueError(f"bands: at most one band per {OVERLAP_PER_BAND} overlap values "
+                             f"({max(1, overlap.size // OVERLAP_PER_BAND)} here), got {bands}")
         cf = compiled(net, "stationary", regime, spacing)
         shape, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
         result = solve_parallel(net, flat, shape, executor=executor, bands=int(bands), regime=regime, spacing=spacing)
