@@ -215,12 +215,10 @@ def _deduplicate(u, ok, owner, n_owners, state):
     return dense, counts
 
 
-def _run(cf, state, u0, par, maxiter, max_backtracks=None):
+def _run(cf, state, u0, par, maxiter):
     """Newton from the columns ``u0`` (n, B); returns (n + 1, B) roots with their residual
-    ``max |F|`` as the last row, and which columns converged to a reportable root.
-    ``max_backtracks``: step halvings per iteration (default: :func:`newton`'s)."""
-    options = {} if max_backtracks is None else {"max_backtracks": max_backtracks}
-    result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter, **options)
+    ``max |F|`` as the last row, and which columns converged to a reportable root."""
+    result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter)
     u = result.u
     residual = result.residual
     converged = result.converged
@@ -308,10 +306,6 @@ _REFINE_MAXITER = 12
 #: Newton iterations from a neighbour's root (a root one grid step away converges in a few;
 #: columns whose root does not exist there stop early).
 _NEIGHBOUR_MAXITER = 20
-#: Step halvings per Newton iteration from a neighbour's root (multi-starts keep
-#: :func:`newton`'s 6): a root one grid step away needs none, and where that branch has
-#: ended more halvings only prolong the failure.
-_NEIGHBOUR_BACKTRACKS = 2
 
 
 def _is_grid(flat, shape):
@@ -404,7 +398,7 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
         if state == "chaotic":
             u0[2] = np.clip(u0[2], 0.0, None)
         par = [flat[k][new[i][owner]] for k in names]
-        u, ok = _run(cf, state, u0, par, min(maxiter, _REFINE_MAXITER), _NEIGHBOUR_BACKTRACKS)
+        u, ok = _run(cf, state, u0, par, min(maxiter, _REFINE_MAXITER))
         s_i, c_i = _deduplicate(u, ok, owner, i.size, state)
         hit = c_i == c
         G = s_i.shape[1]
@@ -420,7 +414,7 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
         u0 = np.concatenate([ua, ub], axis=1)[:-1]
         owner = np.concatenate([oa, ob])
         par = [flat[k][new[rest][owner]] for k in names]
-        u, ok = _run(cf, state, u0, par, min(maxiter, 2 * _NEIGHBOUR_MAXITER), _NEIGHBOUR_BACKTRACKS)
+        u, ok = _run(cf, state, u0, par, min(maxiter, 2 * _NEIGHBOUR_MAXITER))
         s_r, c_r = _deduplicate(u, ok, owner, rest.size, state)
         lost = c_r < np.minimum(ca[rest], cb[rest])
         if np.any(lost):
@@ -528,7 +522,7 @@ def _propagate(cf, state, flat, store, shape, maxiter, start=None):
         o_s = inverse[o_s]
         u_t, o_t = _columns(store, targets, targets)
         par = [flat[k][targets[o_s]] for k in names]
-        u, ok = _run(cf, state, u_s[:-1], par, min(maxiter, _NEIGHBOUR_MAXITER), _NEIGHBOUR_BACKTRACKS)
+        u, ok = _run(cf, state, u_s[:-1], par, min(maxiter, _NEIGHBOUR_MAXITER))
         both = np.concatenate([u_t, u], axis=1)
         sols, counts = _deduplicate(both, np.concatenate([np.ones(o_t.size, dtype=bool), ok]),
                                     np.concatenate([o_t, o_s]), targets.size, state)
