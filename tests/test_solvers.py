@@ -321,6 +321,25 @@ def test_newton_iterates_beyond_the_variance_domain_get_an_infinite_residual():
     assert VARIANCE_MAX >= 1e8  # D0 ~ g^2 for tanh: g up to 1e4 stays inside
 
 
+def test_flood_reaches_the_far_end_of_a_long_line():
+    """A branch known at one end of a 100-point line reaches the other end (99 sweeps of one
+    grid step each): the flood has no sweep cap (a cap of 64 left the 200 x 200 Fig. 1
+    diagram's diagonal sliver of structured chaos unfinished)."""
+    from dmftools.solvers._solve import _multistart, _propagate, _Store, compiled, prepare_parameters
+
+    cf = compiled(NET, "stationary")
+    shape, flat = prepare_parameters(cf, np.linspace(0.2, 0.9, 100), {})
+    full, counts = _multistart(cf, "stationary", flat, np.arange(100), 50)
+    assert np.all(counts == 3)  # the structured pair and kappa = 0
+    store = _Store(100, full.shape[2])
+    store.put(np.arange(100), full[:, 1:2], np.ones(100, dtype=int))  # only the central root ...
+    store.put(np.array([0]), full[:1], counts[:1])  # ... except at g = 0.2
+    _propagate(cf, "stationary", flat, store, shape, 50)
+    assert np.all(store.count == 3)
+    # the same roots as the multi-start's (Newton to ~1e-13 from either start)
+    np.testing.assert_allclose(store.sols[:, :3, :-1], full[:, :3, :-1], rtol=0, atol=1e-10)
+
+
 def test_grid_solve_finds_every_root_a_point_by_point_multistart_finds():
     """Neighbour continuation on a grid against a full multi-start at every point (the same
     points shuffled: not a grid, so each gets its own multi-start). Near the triple point of
