@@ -321,6 +321,33 @@ def test_newton_iterates_beyond_the_variance_domain_get_an_infinite_residual():
     assert VARIANCE_MAX >= 1e8  # D0 ~ g^2 for tanh: g up to 1e4 stays inside
 
 
+def test_roots_at_the_round_off_floor_are_reported():
+    """Near the onset of chaos the energy equation, divided by Delta_0 - Delta_inf (here
+    1.4e-3), amplifies round-off: Newton from the structured chaotic roots one grid step
+    away (100 x 100 Fig. 1 grid) stalls at residuals ~1e-11, above ftol = 1e-12 (1 + |u|),
+    with corrections ~5e-8. Those are the single-point solve's roots, not failures: a
+    2- or 4-band diagram used to lose them here (region 2 instead of 3)."""
+    from dmftools.solvers._solve import REPORT_TOL, _run, compiled, prepare_parameters
+
+    g, overlap = np.linspace(0.01, 4, 100), np.linspace(0, 4, 100)
+    mn = overlap[91] / FIG1["Mm"]
+    start = dmf.solve(NET, g=g[62], Mn=mn, states="chaotic")["chaotic"]
+    alone = dmf.solve(NET, g=g[61], Mn=mn, states="chaotic")["chaotic"]
+    assert start.branches[::2] == alone.branches[::2] == ("negative", "positive")
+    assert np.all(start.found[::2]) and np.all(alone.found[::2])
+    cf = compiled(NET, "chaotic")
+    _, flat = prepare_parameters(cf, np.full(2, g[61]), {"Mn": np.full(2, mn)})
+    u0 = np.array([start.values[k][::2] for k in cf.unknowns])
+    roots, ok = _run(cf, "chaotic", u0, [flat[k] for k in cf.parameters], 20)
+    assert ok.all()
+    u, residual = roots[:-1], roots[-1]
+    assert np.all(residual <= REPORT_TOL * (1 + np.max(np.abs(u), axis=0)))
+    expected = np.array([alone.values[k][::2] for k in cf.unknowns])
+    # both are the root to within its round-off floor (corrections ~5e-8)
+    np.testing.assert_allclose(u, expected, rtol=0, atol=1e-6)
+    assert np.all(u[1] - u[2] > 1e-3)  # a chaotic solution, not the fixed point
+
+
 def test_flood_reaches_the_far_end_of_a_long_line():
     """A branch known at one end of a 100-point line reaches the other end (99 sweeps of one
     grid step each): the flood has no sweep cap (a cap of 64 left the 200 x 200 Fig. 1
