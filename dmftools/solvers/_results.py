@@ -109,7 +109,9 @@ def _slot_names(rank, per_point, kappa_index):
 
 
 def _assign_slots(sols, kappa_index, rank, names):
-    """Map each point's solutions to branch slots (unit rank: by sign of kappa).
+    """Map each point's solutions to branch slots (unit rank: by sign of kappa). The
+    per-point statement of the rules; grids use :func:`_slot_indices`, which the tests
+    check against this.
 
     Unit rank: slots ``negative``, ``central``, ``positive`` (three solutions: lowest,
     middle, highest kappa); several ``kappa = 0`` solutions (e.g. the trivial and the
