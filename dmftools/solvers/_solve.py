@@ -681,8 +681,9 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     ``Delta_0 - Delta_inf = 2.7e-4`` carries a relative error of ~1e-3 (``Delta_inf``
     ~1e-7), because quadrature round-off (1e-15) enters the energy equation divided by
     that gap. Such a root may not reach Newton's ``ftol``; one where Newton stalls with a
-    residual below ``REPORT_TOL`` (1e-10 (1 + max |u|)) and a correction below 2.5e-8
-    (1 + max |u|) is reported, with that residual: the root is known to its correction.
+    residual below ``REPORT_TOL * (1 + max |u|)`` (``REPORT_TOL = 1e-10``) and a correction
+    below ``2.5e-8 * (1 + max |u|)`` is reported, with that residual: the root is known to
+    its correction.
 
     Solutions are sought with ``delta0 <= VARIANCE_MAX`` (1e8, i.e. ``g`` up to ~1e4 for a
     bounded ``phi``); iterates beyond it are rejected, so larger solutions are not found.
