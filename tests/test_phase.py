@@ -251,6 +251,29 @@ def test_seams_flood_a_branch_that_a_band_missed(monkeypatch):
         assert np.array_equal(whole.solutions[state].found, banded.solutions[state].found), state
 
 
+class _Recording:
+    """Runs tasks in order and records which state each task was for."""
+
+    def __init__(self):
+        self.states = []
+
+    def map(self, fn, tasks):
+        tasks = list(tasks)
+        self.states.append([t.state for t in tasks])
+        return [fn(t) for t in tasks]
+
+
+def test_executor_gets_the_chaotic_tasks_first():
+    """Chaotic tasks take ~3x longer (nested averages): handed out first, a pool that
+    serves tasks in order keeps every worker busy (100 x 100 Fig. 1 on 2 processes:
+    solve phase 4.4-4.8 s -> 3.4-3.5 s). The result keeps the states' order."""
+    ex = _Recording()
+    pd = dmf.phase_diagram(NET, g=np.linspace(0.5, 3.0, 6), overlap=np.linspace(0.0, 3.0, 8), boundaries=False,
+                           executor=ex, bands=2)
+    assert ex.states == [["chaotic", "chaotic", "stationary", "stationary"], ["chaotic", "stationary"]]
+    assert list(pd.solutions.states) == ["stationary", "chaotic"]
+
+
 def test_executor_arguments_checked():
     g, overlap = np.linspace(0.5, 3.0, 5), np.linspace(0.0, 3.0, 8)
     with pytest.raises(ValueError, match="bands: applies with an executor only"):
