@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import dmftools as dmf  # noqa: E402
+from dmftools.phase._diagram import _default_bands  # noqa: E402
 from _classic import classic_sweep  # noqa: E402
 
 
@@ -97,7 +98,7 @@ def main(argv=None):
                 for _ in range(max(2, args.repeat)):  # the first run includes starting the workers
                     t0 = time.perf_counter()
                     par = dmf.phase_diagram(net, g=np.linspace(0.01, 4, n), overlap=np.linspace(0, 4, n),
-                                            boundaries=False, executor=pool, bands=min(cores, max(1, n // 4)))
+                                            boundaries=False, executor=pool, bands=_default_bands(cores, n))
                     runs.append(time.perf_counter() - t0)
             same = bool(np.array_equal(par.region, pd.region))
             print(f"  on {cores} worker processes (executor, {cores} bands x 2 states): {min(runs):.2f} s, "

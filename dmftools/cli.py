@@ -123,7 +123,7 @@ def _phase_diagram(args) -> str:
 
     matplotlib.use("Agg")
     from .phase import phase_diagram
-    from .phase._diagram import OVERLAP_PER_BAND
+    from .phase._diagram import _default_bands
 
     for name in ("g_num", "overlap_num"):
         if getattr(args, name) < 2:
@@ -139,7 +139,7 @@ def _phase_diagram(args) -> str:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(args.workers) as executor:
-            bands = min(args.workers, max(1, args.overlap_num // OVERLAP_PER_BAND)) if args.bands is None else args.bands
+            bands = _default_bands(args.workers, args.overlap_num) if args.bands is None else args.bands
             pd = phase_diagram(_net(args), g=g, overlap=overlap, executor=executor, bands=bands, **options)
     else:
         pd = phase_diagram(_net(args), g=g, overlap=overlap, **options)

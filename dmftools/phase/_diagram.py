@@ -20,6 +20,12 @@ REGIONS = {0: "homogeneous stationary", 1: "structured stationary", 2: "homogene
 #: Overlap values per band at least (executor path): each band is solved as a grid of its own.
 OVERLAP_PER_BAND = 4
 
+
+def _default_bands(workers: int, n_overlap: int) -> int:
+    """Bands for a pool of ``workers`` processes: one per worker, within the bound of
+    :data:`OVERLAP_PER_BAND` (CLI ``--workers`` and the benchmark)."""
+    return min(workers, max(1, n_overlap // OVERLAP_PER_BAND))
+
 @dataclass
 class PhaseDiagram:
     """A theoretical phase diagram over ``g`` x overlap ``m^T n / N``.
@@ -236,8 +242,7 @@ def phase_diagram(net: GaussianLowRank, g=None, overlap=None, *, regime: str = "
     region = classify_stationary(result["stationary"], result["chaotic"])
     boundaries_out = {}
     if boundaries:
-        cf = compiled(net, "stationary", regime, spacing)
-        _, flat = prepare_parameters(cf, gg, {"Mn": mnn, **params})
+        flat = {k: v.reshape(-1) for k, v in result.parameters.items()}
         curves = trace_boundaries(net, result, g, mn, flat, mm=mm, cov_mn=cov_mn, regime=regime, spacing=spacing,
                                   bar=bar)
         for name in sorted(curves):

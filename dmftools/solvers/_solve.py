@@ -26,6 +26,8 @@ REPORT_TOL = 1e-10
 _FLOOR_CORRECTION = _DUPLICATE_TOL / 4
 #: Largest number of parameter points x starts handled in one vectorised call.
 MAX_BATCH = 2_000_000
+#: Largest grid one solve handles (a call of :func:`solve`, a band of :func:`solve_parallel`).
+_MAX_POINTS = MAX_BATCH // (22 * 2)
 
 
 _COMPILED: dict = {}
@@ -741,9 +743,9 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     cf_stat = compiled(net, "stationary", regime, spacing)
     shape, flat = prepare_parameters(cf_stat, g, params)
     P = int(np.prod(shape, dtype=np.int64))
-    if P * 22 * 2 > MAX_BATCH:
+    if P > _MAX_POINTS:
         raise ValueError(f"g/params: the grid has {P} points, more than this solver batches at once "
-                         f"({MAX_BATCH // 44}); split the grid or use phase_diagram with an executor")
+                         f"({_MAX_POINTS}); split the grid or use phase_diagram with an executor")
     raw = {state: _solve_state(compiled(net, state, regime, spacing), state, flat, shape, maxiter=maxiter)
            for state in states}
     search = _boundary_targets(raw, flat, shape)
@@ -889,9 +891,9 @@ def solve_parallel(net, flat, shape, *, executor, bands: int = 1, states=STATES,
     else:
         members, shapes = [np.arange(P)], [tuple(shape)]
     largest = max(m.size for m in members)
-    if largest * 22 * 2 > MAX_BATCH:
+    if largest > _MAX_POINTS:
         raise ValueError(f"bands: a band of {largest} points is more than the solver batches at once "
-                         f"({MAX_BATCH // 44}); use more bands")
+                         f"({_MAX_POINTS}); use more bands")
     # the chaotic tasks first: they take about three times as long (nested averages), and
     # executors that hand out tasks in order then keep every worker busy to the end
     order = sorted(states, key=lambda state: state != "chaotic")
