@@ -60,8 +60,9 @@ def test_module_entry_point():
 
 
 def test_cli_phase_diagram_on_worker_processes(tmp_path, capsys):
-    """``--workers 2`` (a process pool, one task per state) writes the same regions as the
-    in-process run; bad worker options exit 2 with a one-line message."""
+    """``--workers 2`` (a process pool; by default two bands of the overlap axis per
+    state) writes the same regions as the in-process run; bad worker options exit 2 with a
+    one-line message."""
     args = ["phase-diagram", "--g-num", "5", "--overlap-num", "8", "--no-boundaries"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     one = capsys.readouterr().out.splitlines()[-1]
