@@ -384,3 +384,36 @@ def test_grid_solve_finds_every_root_a_point_by_point_multistart_finds():
         alone = each[state].found.sum(axis=0)[inverse]
         assert np.array_equal(on_grid, alone), (state, np.flatnonzero(on_grid != alone))
     assert np.sum(grid["chaotic"].found[:, 6, 7] & (np.abs(grid["chaotic"].values["kappa"][:, 6, 7]) > 1e-3)) == 2
+
+
+def test_batched_backtracking_accepts_the_steps_of_one_halving_at_a_time(monkeypatch):
+    """After the first halving, Newton evaluates a column's remaining halvings in one call;
+    it must accept the same step as halving one at a time (the largest step that does not
+    increase the residual), so both runs give the same iterates, and take fewer calls."""
+    from dmftools.solvers import _newton
+    from dmftools.solvers._solve import _starts, _system, compiled, prepare_parameters
+
+    cf = compiled(NET, "chaotic")
+    shape, flat = prepare_parameters(cf, np.linspace(1.2, 3.8, 6), {})
+    u0, par, _ = _starts(cf, "chaotic", flat, 6)
+    system = _system(cf)
+    calls = []
+
+    def counted(u, p):
+        calls.append(u.shape[1])
+        return system(u, p)
+
+    runs = {}
+    for batch in (1, _newton._BACKTRACK_BATCH):
+        monkeypatch.setattr(_newton, "_BACKTRACK_BATCH", batch)
+        calls.clear()
+        runs[batch] = (_newton.newton(counted, u0, par, chaotic=True), len(calls))
+    (one, n_one), (batched, n_batched) = runs[1], runs[_newton._BACKTRACK_BATCH]
+    assert n_batched < n_one  # these starts need several halvings in some iterations
+    np.testing.assert_array_equal(batched.converged, one.converged)
+    np.testing.assert_array_equal(batched.iterations, one.iterations)
+    assert batched.converged.sum() > 40
+    # the same columns evaluated in batches of another composition: round-off of the
+    # quadrature sums (~1e-15); the converged roots agree to Newton's tolerance
+    ok = one.converged
+    np.testing.assert_allclose(batched.u[:, ok], one.u[:, ok], rtol=1e-10, atol=1e-12)

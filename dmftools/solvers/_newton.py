@@ -16,6 +16,9 @@ __all__ = ["NewtonResult", "newton"]
 
 #: Iterates keep this fraction of the distance to a variance boundary.
 _BOUNDARY_FRACTION = 0.5
+#: Columns per backtracking call: after the first halving, the columns still without a
+#: decrease get their remaining halvings evaluated together, as many levels as fit.
+_BACKTRACK_BATCH = 64
 
 
 @dataclass
@@ -111,7 +114,12 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         ``xtol * (1 + max |u|)``. A start that satisfies this is returned unchanged. A
         column that stops with ``max |F| <= ftol * (1 + max |u|)`` but steps that do not
         shrink (a singular root, e.g. exactly at a pitchfork) also counts as converged.
-    maxiter, max_backtracks : int
+    maxiter : int
+    max_backtracks : int
+        Step halvings per iteration while the residual norm increases. The first halving
+        is evaluated alone, the remaining ones of the columns still without a decrease
+        together (as many as fit in :data:`_BACKTRACK_BATCH` columns): the accepted step is
+        the one halving at a time would accept, for fewer calls of ``system``.
     patience : int
         A column stops when its residual has not halved for this many iterations.
 
@@ -159,17 +167,31 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
         trial_F, trial_J = system(trial_u, pa)
         trial_n = np.max(np.abs(trial_F), axis=0)
         trial_n = np.where(np.isfinite(trial_n), trial_n, np.inf)
-        for _ in range(max_backtracks):
-            worse = (trial_n > na) & (alpha > 0) & ~(na <= ftol * (1 + np.max(np.abs(ua), axis=0)))
+        settled = na <= ftol * (1 + np.max(np.abs(ua), axis=0))
+        halvings = 0
+        while halvings < max_backtracks:
+            worse = (trial_n > na) & (alpha > 0) & ~settled
             if not np.any(worse):
                 break
             idx = np.flatnonzero(worse)
-            alpha[idx] *= 0.5
-            u_b = project(ua[:, idx] + alpha[idx] * du[:, idx])
-            Fb, Jb = system(u_b, [p[idx] for p in pa])
+            # the first halving alone (most columns stop there); then the remaining ones
+            # at once, as one batch of columns: the same step is accepted as by halving
+            # one at a time (the largest that does not increase the residual), in one call
+            # instead of up to max_backtracks - 1 (small batches cost their call overhead)
+            levels = 1 if halvings == 0 else min(max_backtracks - halvings, max(1, _BACKTRACK_BATCH // idx.size))
+            m = idx.size
+            a_b = alpha[idx][None, :] * 0.5 ** np.arange(1, levels + 1)[:, None]  # (levels, m)
+            u_b = project((ua[:, idx][:, None, :] + a_b[None] * du[:, idx][:, None, :]).reshape(n, -1))
+            Fb, Jb = system(u_b, [np.tile(p[idx], levels) for p in pa])
             nb = np.max(np.abs(Fb), axis=0)
-            trial_u[:, idx], trial_F[:, idx], trial_J[..., idx] = u_b, Fb, Jb
-            trial_n[idx] = np.where(np.isfinite(nb), nb, np.inf)
+            nb = np.where(np.isfinite(nb), nb, np.inf).reshape(levels, m)
+            fine = nb <= na[idx][None, :]
+            pick = np.where(np.any(fine, axis=0), np.argmax(fine, axis=0), levels - 1)
+            cols = pick * m + np.arange(m)
+            trial_u[:, idx], trial_F[:, idx], trial_J[..., idx] = u_b[:, cols], Fb[:, cols], Jb[..., cols]
+            trial_n[idx] = nb[pick, np.arange(m)]
+            alpha[idx] = a_b[pick, np.arange(m)]
+            halvings += levels
         step = np.max(np.abs(trial_u - ua), axis=0)
         scale = 1 + np.max(np.abs(trial_u), axis=0)
         u[:, active] = trial_u
