@@ -417,3 +417,103 @@ def test_batched_backtracking_accepts_the_steps_of_one_halving_at_a_time(monkeyp
     # quadrature sums (~1e-15); the converged roots agree to Newton's tolerance
     ok = one.converged
     np.testing.assert_allclose(batched.u[:, ok], one.u[:, ok], rtol=1e-10, atol=1e-12)
+
+
+def test_columns_joining_a_running_newton_batch_iterate_as_alone():
+    """NewtonBatch (the flood's stream of Newton iterations): columns added while others
+    iterate get the same iterations, convergence and roots as in a run of their own."""
+    from dmftools.solvers._newton import NewtonBatch, newton
+    from dmftools.solvers._solve import _starts, _system, compiled, prepare_parameters
+
+    cf = compiled(NET, "chaotic")
+    shape, flat = prepare_parameters(cf, np.linspace(1.2, 3.8, 6), {})
+    u0, par, _ = _starts(cf, "chaotic", flat, 6)
+    system = _system(cf)
+    alone = newton(system, u0, par, chaotic=True)
+    batch = NewtonBatch(system, u0.shape[0], len(par), chaotic=True)
+    groups = np.array_split(np.random.default_rng(3).permutation(u0.shape[1]), 3)
+    order = []
+    finished = 0
+    for step in range(200):
+        if step in (0, 2, 5):
+            cols = groups[(0, 2, 5).index(step)]
+            order.append(cols)
+            batch.add(u0[:, cols], [p[cols] for p in par])
+        if not batch.running:
+            break
+        finished += batch.step().size
+    assert not batch.running and finished == u0.shape[1]
+    joined = batch.result(np.argsort(np.concatenate(order)))
+    np.testing.assert_array_equal(joined.converged, alone.converged)
+    np.testing.assert_array_equal(joined.iterations, alone.iterations)
+    np.testing.assert_array_equal(joined.singular, alone.singular)
+    ok = alone.converged
+    assert ok.sum() > 40
+    # batches of another composition: round-off of the quadrature sums only
+    np.testing.assert_allclose(joined.u[:, ok], alone.u[:, ok], rtol=1e-10, atol=1e-12)
+
+
+def _arctan_system(u, params):
+    """F = (arctan(x) - a, v - 1) and its Jacobian: Newton on arctan overshoots from
+    |x| > 1.39 and needs step halvings; v stands in for a variance (kept >= 0)."""
+    x, v = u
+    zero = np.zeros_like(x)
+    F = np.array([np.arctan(x) - params[0], v - 1.0])
+    J = np.array([[1.0 / (1.0 + x**2), zero], [zero, 1.0 + zero]])
+    return F, J
+
+
+def _reference_newton(x, v, a, ftol=1e-12, xtol=1e-12, max_backtracks=6):
+    """Damped Newton with one halving at a time, in scalars (the rules of :func:`newton`
+    for a column that converges): returns (x, iterations)."""
+    import math
+
+    def norm(x, v):
+        return max(abs(math.atan(x) - a), abs(v - 1.0))
+
+    n0 = norm(x, v)
+    dx, dv = -(math.atan(x) - a) * (1 + x * x), -(v - 1.0)
+    iterations = 0
+    while True:
+        alpha = 1.0
+        settled = n0 <= ftol * (1 + max(abs(x), abs(v)))
+        tx, tv = x + dx, max(v + dv, 0.0)
+        for _ in range(max_backtracks):
+            if norm(tx, tv) <= n0 or settled:
+                break
+            alpha *= 0.5
+            tx, tv = x + alpha * dx, max(v + alpha * dv, 0.0)
+        step = max(abs(tx - x), abs(tv - v))
+        x, v, n0 = tx, tv, norm(tx, tv)
+        iterations += 1
+        dx, dv = -(math.atan(x) - a) * (1 + x * x), -(v - 1.0)
+        scale = 1 + max(abs(x), abs(v))
+        if n0 <= ftol * scale and (step <= xtol * scale or max(abs(dx), abs(dv)) <= xtol * scale):
+            if step > xtol * scale:
+                x, v = x + dx, max(v + dv, 0.0)
+            return x, iterations
+
+
+def test_newton_line_search_matches_one_halving_at_a_time_in_scalars():
+    """The line search (first halving alone, the rest batched), with columns joining a
+    running NewtonBatch, takes the steps of a plain scalar Newton that halves one step at
+    a time: same iteration counts and roots."""
+    from dmftools.solvers._newton import NewtonBatch
+
+    x0 = np.linspace(-5.0, 2.5, 16)  # from x > 2.5 even halved Newton runs away on arctan
+    a = 0.3
+    expected = [_reference_newton(float(x), 3.0, a) for x in x0]
+    batch = NewtonBatch(_arctan_system, 2, 1, chaotic=False)
+    groups = np.array_split(np.arange(x0.size), 3)
+    for step in range(100):
+        if step < 3:
+            g = groups[step]
+            batch.add(np.vstack([x0[g], np.full(g.size, 3.0)]), [np.full(g.size, a)])
+        if not batch.running:
+            break
+        batch.step()
+    res = batch.result()
+    assert res.converged.all()
+    np.testing.assert_array_equal(res.iterations, [it for _, it in expected])
+    np.testing.assert_allclose(res.u[0], [x for x, _ in expected], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(res.u[0], np.tan(a), rtol=1e-14)

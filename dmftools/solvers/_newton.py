@@ -3,7 +3,9 @@
 Every column of the batch is an independent system (a parameter point and a start).
 Steps are damped only to stay feasible (variances positive, ``0 <= Delta_inf < Delta_0``)
 and by backtracking when the residual norm does not decrease; converged columns drop out
-of the batch, so late iterations cost only what is still running.
+of the batch, so late iterations cost only what is still running. Columns can also join
+a running iteration (:class:`NewtonBatch`), in the same calls of the equations as the
+others.
 """
 
 from __future__ import annotations
@@ -127,106 +129,208 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     -------
     NewtonResult
     """
-    u = np.array(u0, dtype=float, copy=True)
-    n, B = u.shape
-    params = [np.broadcast_to(np.asarray(p, dtype=float), (B,)) for p in params]
-    residual = np.full(B, np.inf)
-    converged = np.zeros(B, dtype=bool)
-    iterations = np.zeros(B, dtype=int)
-    active = np.arange(B)
-    best = np.full(B, np.inf)
-    checkpoint = np.full(B, np.inf)
-    since = np.zeros(B, dtype=int)
-    F, J = system(u, params)
-    norm = np.max(np.abs(F), axis=0)
-    norm = np.where(np.isfinite(norm), norm, np.inf)
-    residual[:] = norm
-    du = _solve_linear(J, F)
-    last_correction = np.max(np.abs(np.nan_to_num(du, nan=np.inf)), axis=0)
-    # a start that is already a root (e.g. a neighbour's exact solution on a branch that
-    # does not depend on the varied parameter) is accepted without a step: residual below
-    # ftol and the Newton correction there below xtol
-    scale = 1 + np.max(np.abs(u), axis=0)
-    done = (norm <= ftol * scale) & (np.max(np.abs(np.nan_to_num(du, nan=np.inf)), axis=0) <= xtol * scale)
-    converged[done] = True
-    u[:, done] = _projector(chaotic)(u[:, done] + np.nan_to_num(du[:, done]))
-    active = active[~done]
-    norm, du = norm[~done], du[:, ~done]
-    for _ in range(maxiter):
-        if active.size == 0:
-            break
-        ua, na = u[:, active], norm
-        bad = ~np.all(np.isfinite(du), axis=0)
-        alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, np.nan_to_num(du), chaotic)))
-        du = np.nan_to_num(du)
-        pa = [p[active] for p in params]
-        # backtracking on max|F|; variances are projected onto >= 0 (a zero variance is a
-        # legitimate solution, e.g. the homogeneous fixed point at g < 1)
-        project = _projector(chaotic)
-        trial_u = project(ua + alpha * du)
-        trial_F, trial_J = system(trial_u, pa)
-        trial_n = np.max(np.abs(trial_F), axis=0)
-        trial_n = np.where(np.isfinite(trial_n), trial_n, np.inf)
-        settled = na <= ftol * (1 + np.max(np.abs(ua), axis=0))
-        halvings = 0
-        while halvings < max_backtracks:
-            worse = (trial_n > na) & (alpha > 0) & ~settled
-            if not np.any(worse):
-                break
-            idx = np.flatnonzero(worse)
-            # the first halving alone (most columns stop there); then the remaining ones
-            # at once, as one batch of columns: the same step is accepted as by halving
-            # one at a time (the largest that does not increase the residual), in one call
-            # instead of up to max_backtracks - 1 (small batches cost their call overhead)
-            levels = 1 if halvings == 0 else min(max_backtracks - halvings, max(1, _BACKTRACK_BATCH // idx.size))
-            m = idx.size
-            a_b = alpha[idx][None, :] * 0.5 ** np.arange(1, levels + 1)[:, None]  # (levels, m)
-            u_b = project((ua[:, idx][:, None, :] + a_b[None] * du[:, idx][:, None, :]).reshape(n, -1))
-            Fb, Jb = system(u_b, [np.tile(p[idx], levels) for p in pa])
-            nb = np.max(np.abs(Fb), axis=0)
-            nb = np.where(np.isfinite(nb), nb, np.inf).reshape(levels, m)
-            fine = nb <= na[idx][None, :]
-            pick = np.where(np.any(fine, axis=0), np.argmax(fine, axis=0), levels - 1)
-            cols = pick * m + np.arange(m)
-            trial_u[:, idx], trial_F[:, idx], trial_J[..., idx] = u_b[:, cols], Fb[:, cols], Jb[..., cols]
-            trial_n[idx] = nb[pick, np.arange(m)]
-            alpha[idx] = a_b[pick, np.arange(m)]
-            halvings += levels
-        step = np.max(np.abs(trial_u - ua), axis=0)
-        scale = 1 + np.max(np.abs(trial_u), axis=0)
-        u[:, active] = trial_u
-        residual[active] = trial_n
-        iterations[active] += 1
-        # the next correction is computed here (it is needed anyway to go on), so a root is
-        # recognised by a small correction at it without one more evaluation
-        du_next = _solve_linear(trial_J, trial_F)
-        correction = np.max(np.abs(np.nan_to_num(du_next, nan=np.inf)), axis=0)
-        last_correction[active] = correction
-        done = (trial_n <= ftol * scale) & ((step <= xtol * scale) | (correction <= xtol * scale))
-        best[active] = np.minimum(best[active], trial_n)
-        improved = trial_n < 0.5 * checkpoint[active]
-        checkpoint[active] = np.where(improved, trial_n, checkpoint[active])
-        since[active] = np.where(improved, 0, since[active] + 1)
-        stalled = bad | (alpha == 0) | ~np.isfinite(trial_n) | (since[active] > patience)
-        if chaotic:
-            # collapsing onto a fixed point (delta_inf -> delta0), where the divided
-            # equations are singular: the gap keeps shrinking geometrically
-            gap_old = ua[1] - ua[2]
-            gap_new = trial_u[1] - trial_u[2]
-            stalled |= (gap_new < 1e-4 * (1 + trial_u[1])) & (gap_new < 0.7 * gap_old) & ~done
-        converged[active[done]] = True
-        # a root recognised by its small correction gets that correction (no evaluation:
-        # ``residual`` stays the value before it, an upper bound of the one after it)
-        by_correction = done & ~(step <= xtol * scale)
-        cols = active[by_correction]
-        u[:, cols] = project(u[:, cols] + np.nan_to_num(du_next[:, by_correction]))
-        keep = ~(done | stalled)
-        active = active[keep]
-        norm, du = trial_n[keep], du_next[:, keep]
-    # singular roots (a bifurcation point exactly on the grid): the residual reaches ftol but
-    # the steps along the null direction do not shrink; the root is determined there only
-    # to about sqrt(ftol), which the residual test accepts
-    scale = 1 + np.max(np.abs(u), axis=0)
-    singular = ~converged & np.isfinite(residual) & (residual <= ftol * scale)
-    converged |= singular
-    return NewtonResult(u, residual, converged, iterations, singular, last_correction)
+    u0 = np.asarray(u0, dtype=float)
+    batch = NewtonBatch(system, u0.shape[0], len(params), chaotic=chaotic, ftol=ftol, xtol=xtol, maxiter=maxiter,
+                        max_backtracks=max_backtracks, patience=patience)
+    batch.add(u0, [np.broadcast_to(np.asarray(p, dtype=float), (u0.shape[1],)) for p in params])
+    while batch.running:
+        batch.step()
+    return batch.result()
+
+
+class NewtonBatch:
+    """Columns under :func:`newton`'s iteration, to which columns can be added between
+    iterations (:meth:`add`), each then iterated exactly as by :func:`newton`.
+
+    :meth:`step` runs one iteration of every running column in one evaluation of
+    ``system`` (backtracking aside); a column added since the last step gets its first
+    evaluation in the same call. Callers that find new starts while others still iterate
+    (e.g. a flood of roots across a grid) so pay the per-call cost of ``system`` once per
+    iteration, not once per iteration and wave of starts. Arguments as for :func:`newton`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dmftools.solvers._newton import NewtonBatch
+    >>> def system(u, params):  # x^2 = a and v = x (v >= 0 like a variance), columnwise
+    ...     x, v = u
+    ...     F = np.array([x**2 - params[0], v - x])
+    ...     J = np.array([[2 * x, 0 * x], [-1 + 0 * x, 1 + 0 * x]])
+    ...     return F, J
+    >>> batch = NewtonBatch(system, 2, 1, chaotic=False)
+    >>> first = batch.add(np.array([[1.0], [1.0]]), [np.array([2.0])])
+    >>> finished = batch.step()  # the first evaluation
+    >>> second = batch.add(np.array([[1.0], [1.0]]), [np.array([9.0])])  # joins the iteration
+    >>> while batch.running:
+    ...     finished = batch.step()
+    >>> res = batch.result()
+    >>> [round(float(x), 12) for x in res.u[1]], res.converged.tolist()
+    ([1.414213562373, 3.0], [True, True])
+    """
+
+    def __init__(self, system, n: int, n_params: int, *, chaotic: bool, ftol: float = 1e-12, xtol: float = 1e-12,
+                 maxiter: int = 50, max_backtracks: int = 6, patience: int = 10):
+        self.system = system
+        self.chaotic = chaotic
+        self.ftol, self.xtol = ftol, xtol
+        self.maxiter, self.max_backtracks, self.patience = maxiter, max_backtracks, patience
+        self.project = _projector(chaotic)
+        self.u = np.empty((n, 0))
+        self.params = [np.empty(0) for _ in range(n_params)]
+        self.residual = np.empty(0)
+        self.converged = np.zeros(0, dtype=bool)
+        self.iterations = np.zeros(0, dtype=int)
+        self.singular = np.zeros(0, dtype=bool)
+        self.correction = np.empty(0)
+        self._checkpoint = np.empty(0)
+        self._since = np.zeros(0, dtype=int)
+        self._active = np.zeros(0, dtype=int)  # iterating; their residual norm and next correction:
+        self._norm = np.empty(0)
+        self._du = np.empty((n, 0))
+        self._pending = np.zeros(0, dtype=int)  # added, not evaluated yet
+
+    @property
+    def running(self) -> bool:
+        """Whether any column is still iterating or waiting for its first evaluation."""
+        return bool(self._active.size or self._pending.size)
+
+    def add(self, u0, params) -> np.ndarray:
+        """Append columns ``u0`` (n, m) with parameters (each (m,)); returns their indices."""
+        u0 = np.asarray(u0, dtype=float)
+        m = u0.shape[1]
+        first = self.u.shape[1]
+        ids = np.arange(first, first + m)
+        self.u = np.concatenate([self.u, u0], axis=1)
+        self.params = [np.concatenate([p, np.asarray(q, dtype=float)]) for p, q in zip(self.params, params)]
+        self.residual = np.concatenate([self.residual, np.full(m, np.inf)])
+        self.converged = np.concatenate([self.converged, np.zeros(m, dtype=bool)])
+        self.iterations = np.concatenate([self.iterations, np.zeros(m, dtype=int)])
+        self.singular = np.concatenate([self.singular, np.zeros(m, dtype=bool)])
+        self.correction = np.concatenate([self.correction, np.full(m, np.inf)])
+        self._checkpoint = np.concatenate([self._checkpoint, np.full(m, np.inf)])
+        self._since = np.concatenate([self._since, np.zeros(m, dtype=int)])
+        self._pending = np.concatenate([self._pending, ids])
+        return ids
+
+    def result(self, ids=None) -> NewtonResult:
+        """The state of the columns ``ids`` (default: all) as a :class:`NewtonResult`."""
+        ids = np.arange(self.u.shape[1]) if ids is None else np.asarray(ids, dtype=int)
+        return NewtonResult(self.u[:, ids], self.residual[ids], self.converged[ids], self.iterations[ids],
+                            self.singular[ids], self.correction[ids])
+
+    def step(self) -> np.ndarray:
+        """One iteration of every iterating column and the first evaluation of every added
+        one, in one call of ``system`` (plus backtracking); returns the indices of the
+        columns that finished (converged or stopped)."""
+        ftol, xtol, project = self.ftol, self.xtol, self.project
+        act, new = self._active, self._pending
+        self._pending = np.zeros(0, dtype=int)
+        n = self.u.shape[0]
+        if act.size:
+            ua, na = self.u[:, act], self._norm
+            bad = ~np.all(np.isfinite(self._du), axis=0)
+            alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, np.nan_to_num(self._du), self.chaotic)))
+            du = np.nan_to_num(self._du)
+            pa = [p[act] for p in self.params]
+            # backtracking on max|F|; variances are projected onto >= 0 (a zero variance is
+            # a legitimate solution, e.g. the homogeneous fixed point at g < 1)
+            trial_u = project(ua + alpha * du)
+        else:
+            trial_u = np.empty((n, 0))
+        F, J = self.system(np.concatenate([trial_u, self.u[:, new]], axis=1),
+                           [np.concatenate([p[act], p[new]]) for p in self.params])
+        norm = np.max(np.abs(F), axis=0)
+        norm = np.where(np.isfinite(norm), norm, np.inf)
+        finished = []
+        keep_ids, keep_norm, keep_du = [], [], []
+        if new.size:
+            k = act.size
+            self.residual[new] = norm[k:]
+            du_new = _solve_linear(J[..., k:], F[:, k:])
+            correction = np.max(np.abs(np.nan_to_num(du_new, nan=np.inf)), axis=0)
+            self.correction[new] = correction
+            # a start that is already a root (e.g. a neighbour's exact solution on a branch
+            # that does not depend on the varied parameter) is accepted without a step:
+            # residual below ftol and the Newton correction there below xtol
+            scale = 1 + np.max(np.abs(self.u[:, new]), axis=0)
+            done = (norm[k:] <= ftol * scale) & (correction <= xtol * scale)
+            self.converged[new[done]] = True
+            self.u[:, new[done]] = project(self.u[:, new[done]] + np.nan_to_num(du_new[:, done]))
+            finished.append(new[done])
+            keep_ids.append(new[~done])
+            keep_norm.append(norm[k:][~done])
+            keep_du.append(du_new[:, ~done])
+        if act.size:
+            m = act.size
+            trial_F, trial_J, trial_n = F[:, :m], J[..., :m], norm[:m]
+            settled = na <= ftol * (1 + np.max(np.abs(ua), axis=0))
+            halvings = 0
+            while halvings < self.max_backtracks:
+                worse = (trial_n > na) & (alpha > 0) & ~settled
+                if not np.any(worse):
+                    break
+                idx = np.flatnonzero(worse)
+                # the first halving alone (most columns stop there); then the remaining ones
+                # at once, as one batch of columns: the same step is accepted as by halving
+                # one at a time (the largest that does not increase the residual), in one
+                # call instead of up to max_backtracks - 1 (small batches cost their call
+                # overhead)
+                levels = 1 if halvings == 0 else \
+                    min(self.max_backtracks - halvings, max(1, _BACKTRACK_BATCH // idx.size))
+                w = idx.size
+                a_b = alpha[idx][None, :] * 0.5 ** np.arange(1, levels + 1)[:, None]  # (levels, w)
+                u_b = project((ua[:, idx][:, None, :] + a_b[None] * du[:, idx][:, None, :]).reshape(n, -1))
+                Fb, Jb = self.system(u_b, [np.tile(p[idx], levels) for p in pa])
+                nb = np.max(np.abs(Fb), axis=0)
+                nb = np.where(np.isfinite(nb), nb, np.inf).reshape(levels, w)
+                fine = nb <= na[idx][None, :]
+                pick = np.where(np.any(fine, axis=0), np.argmax(fine, axis=0), levels - 1)
+                cols = pick * w + np.arange(w)
+                trial_u[:, idx], trial_F[:, idx], trial_J[..., idx] = u_b[:, cols], Fb[:, cols], Jb[..., cols]
+                trial_n[idx] = nb[pick, np.arange(w)]
+                alpha[idx] = a_b[pick, np.arange(w)]
+                halvings += levels
+            step = np.max(np.abs(trial_u - ua), axis=0)
+            scale = 1 + np.max(np.abs(trial_u), axis=0)
+            self.u[:, act] = trial_u
+            self.residual[act] = trial_n
+            self.iterations[act] += 1
+            # the next correction is computed here (it is needed anyway to go on), so a root
+            # is recognised by a small correction at it without one more evaluation
+            du_next = _solve_linear(trial_J, trial_F)
+            correction = np.max(np.abs(np.nan_to_num(du_next, nan=np.inf)), axis=0)
+            self.correction[act] = correction
+            done = (trial_n <= ftol * scale) & ((step <= xtol * scale) | (correction <= xtol * scale))
+            improved = trial_n < 0.5 * self._checkpoint[act]
+            self._checkpoint[act] = np.where(improved, trial_n, self._checkpoint[act])
+            self._since[act] = np.where(improved, 0, self._since[act] + 1)
+            stalled = bad | (alpha == 0) | ~np.isfinite(trial_n) | (self._since[act] > self.patience)
+            if self.chaotic:
+                # collapsing onto a fixed point (delta_inf -> delta0), where the divided
+                # equations are singular: the gap keeps shrinking geometrically
+                gap_old = ua[1] - ua[2]
+                gap_new = trial_u[1] - trial_u[2]
+                stalled |= (gap_new < 1e-4 * (1 + trial_u[1])) & (gap_new < 0.7 * gap_old) & ~done
+            self.converged[act[done]] = True
+            # a root recognised by its small correction gets that correction (no evaluation:
+            # ``residual`` stays the value before it, an upper bound of the one after it)
+            by_correction = done & ~(step <= xtol * scale)
+            cols = act[by_correction]
+            self.u[:, cols] = project(self.u[:, cols] + np.nan_to_num(du_next[:, by_correction]))
+            keep = ~(done | stalled) & (self.iterations[act] < self.maxiter)
+            finished.append(act[~keep])
+            keep_ids.insert(0, act[keep])
+            keep_norm.insert(0, trial_n[keep])
+            keep_du.insert(0, du_next[:, keep])
+        self._active = np.concatenate(keep_ids) if keep_ids else np.zeros(0, dtype=int)
+        self._norm = np.concatenate(keep_norm) if keep_norm else np.empty(0)
+        self._du = np.concatenate(keep_du, axis=1) if keep_du else np.empty((n, 0))
+        fin = np.concatenate(finished) if finished else np.zeros(0, dtype=int)
+        # singular roots (a bifurcation point exactly on the grid): the residual reaches
+        # ftol but the steps along the null direction do not shrink; the root is
+        # determined there only to about sqrt(ftol), which the residual test accepts
+        scale = 1 + np.max(np.abs(self.u[:, fin]), axis=0)
+        singular = ~self.converged[fin] & np.isfinite(self.residual[fin]) & (self.residual[fin] <= ftol * scale)
+        self.singular[fin] = singular
+        self.converged[fin[singular]] = True
+        return fin

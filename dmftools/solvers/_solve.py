@@ -9,7 +9,7 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
-from ._newton import _solve_linear, newton
+from ._newton import NewtonBatch, _solve_linear, newton
 from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
@@ -224,7 +224,11 @@ def _deduplicate(u, ok, owner, n_owners, state):
 def _run(cf, state, u0, par, maxiter):
     """Newton from the columns ``u0`` (n, B); returns (n + 1, B) roots with their residual
     ``max |F|`` as the last row, and which columns converged to a reportable root."""
-    result = newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter)
+    return _accept(cf, state, newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter), par)
+
+
+def _accept(cf, state, result, par):
+    """:func:`_run`'s output for a finished :class:`NewtonResult` (parameters ``par``)."""
     u = result.u
     residual = result.residual
     converged = result.converged
@@ -506,10 +510,13 @@ def _propagate(cf, state, flat, store, shape, maxiter, start=None):
     of the grid already propagated), and the flood goes on from every point that gains a
     root. Default: every edge.
 
-    Each sweep moves roots one grid step further, so a branch in a long diagonal sliver
-    needs about two sweeps per step of its length (78 on the 200 x 200 Fig. 1 diagram).
-    There is no cap: every sweep but the last adds a root somewhere (an edge is tried again
-    only after one of its ends gained one), so the flood ends after at most one sweep per
+    The flood is one stream of Newton iterations (:class:`NewtonBatch`): as soon as a point
+    gains a root, Newton starts from it at its neighbours, in the same calls as the
+    columns still iterating elsewhere. A branch in a long diagonal sliver moves one grid
+    step per few iterations (about 80 steps on the 200 x 200 Fig. 1 diagram), not one step
+    per wave of starts that waits for its slowest column. A point is not started again
+    while starts there are still iterating. There is no cap: an edge is tried again only
+    after one of its ends gained a root, so the flood ends after at most one round per
     root on the grid."""
     P = store.count.size
     names = cf.equations.parameters
@@ -528,20 +535,33 @@ def _propagate(cf, state, flat, store, shape, maxiter, start=None):
     tgt = np.concatenate([lo, hi])
     src = np.concatenate([hi, lo])
     tried = np.zeros(tgt.size, dtype=bool) if start is None else ~(start[tgt] | start[src])
+    batch = NewtonBatch(_system(cf), len(cf.unknowns), len(names), chaotic=state == "chaotic",
+                        maxiter=min(maxiter, _NEIGHBOUR_MAXITER))
+    owner = np.zeros(0, dtype=int)  # the target point of every column of the batch
+    busy = np.zeros(P, dtype=int)  # columns still iterating per target point
     while True:
-        todo = np.flatnonzero(~tried & (store.count[tgt] < store.count[src]))
-        if todo.size == 0:
+        todo = np.flatnonzero(~tried & (store.count[tgt] < store.count[src]) & (busy[tgt] == 0))
+        if todo.size:
+            tried[todo] = True
+            u_s, o_s = _columns(store, tgt[todo], src[todo])
+            targets = tgt[todo][o_s]
+            batch.add(u_s[:-1], [flat[k][targets] for k in names])
+            owner = np.concatenate([owner, targets])
+            np.add.at(busy, targets, 1)
+        if not batch.running:
             return
-        tried[todo] = True
-        targets, inverse = np.unique(tgt[todo], return_inverse=True)
-        u_s, o_s = _columns(store, targets[inverse], src[todo])
-        o_s = inverse[o_s]
+        done = batch.step()
+        if done.size == 0:
+            continue
+        np.add.at(busy, owner[done], -1)
+        roots, ok = _accept(cf, state, batch.result(done), [p[done] for p in batch.params])
+        if not np.any(ok):
+            continue
+        targets, inverse = np.unique(owner[done][ok], return_inverse=True)
         u_t, o_t = _columns(store, targets, targets)
-        par = [flat[k][targets[o_s]] for k in names]
-        u, ok = _run(cf, state, u_s[:-1], par, min(maxiter, _NEIGHBOUR_MAXITER))
-        both = np.concatenate([u_t, u], axis=1)
-        sols, counts = _deduplicate(both, np.concatenate([np.ones(o_t.size, dtype=bool), ok]),
-                                    np.concatenate([o_t, o_s]), targets.size, state)
+        both = np.concatenate([u_t, roots[:, ok]], axis=1)
+        sols, counts = _deduplicate(both, np.ones(both.shape[1], dtype=bool), np.concatenate([o_t, inverse]),
+                                    targets.size, state)
         grew = counts > store.count[targets]
         if not np.any(grew):
             continue
