@@ -133,11 +133,22 @@ def _check_nodes(name, std, spacing):
                          f"spacing {spacing:g}; at most {MAX_NODES} are allowed (variances up to {limit:.3g})")
 
 
+def _mirrored(half):
+    """Rows ``[h_K, ..., h_1, h_0, h_1, ..., h_K]`` from their right halves ``h_0 .. h_K``."""
+    return np.concatenate([half[:, :0:-1], half], axis=1)
+
+
 def _gaussian_rows(offsets, scale, limit):
-    """Normalised weights exp(-(offset/scale)^2/2) for |offset index| <= limit (per row)."""
+    """Normalised weights exp(-(offset/scale)^2/2) for |offset index| <= limit (per row).
+
+    ``offsets`` are symmetric about the centre column (``k * step`` for ``k = -K .. K``),
+    so the exponentials are computed for ``k >= 0`` only and mirrored: the same values,
+    bit for bit (``(-x)^2 == x^2``), for half the work."""
+    centre = (offsets.shape[1] - 1) // 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.exp(-0.5 * (offsets / scale[:, None]) ** 2)
-    w = np.where(np.abs(np.arange(offsets.shape[1]) - (offsets.shape[1] - 1) // 2)[None, :] <= limit[:, None], w, 0.0)
+        half = np.exp(-0.5 * (offsets[:, centre:] / scale[:, None]) ** 2)
+    half = np.where(np.arange(half.shape[1])[None, :] <= limit[:, None], half, 0.0)
+    w = _mirrored(half)
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -155,7 +166,8 @@ def _trapezoid_rows(std, spacing):
     kmax = int(k_row.max()) if k_row.size else 0
     k = np.arange(-kmax, kmax + 1)
     z = k[None, :] * hz[:, None]
-    w = np.exp(-0.5 * z**2) * (np.abs(k)[None, :] <= k_row[:, None])
+    half = z[:, kmax:]  # z >= 0; the weights are symmetric (see _gaussian_rows)
+    w = _mirrored(np.exp(-0.5 * half**2) * (k[None, kmax:] <= k_row[:, None]))
     return z, w / w.sum(axis=1, keepdims=True)
 
 
