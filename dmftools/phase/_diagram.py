@@ -26,6 +26,7 @@ def _default_bands(workers: int, n_overlap: int) -> int:
     :data:`OVERLAP_PER_BAND` (CLI ``--workers`` and the benchmark)."""
     return min(workers, max(1, n_overlap // OVERLAP_PER_BAND))
 
+
 @dataclass
 class PhaseDiagram:
     """A theoretical phase diagram over ``g`` x overlap ``m^T n / N``.
