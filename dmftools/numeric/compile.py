@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.averages import GaussAvg, GaussCov
-from . import lattice
+from . import _jit, lattice
 from . import quadrature as quad
 
 __all__ = ["CompiledEquations", "compile_equations", "compile_expressions", "np_logcosh"]
@@ -50,7 +50,7 @@ def _integrand(lam: sp.Lambda, backend: str):
     return sp.lambdify(lam.variables, lam.expr, modules=_INTEGRAND_MODULES[backend])
 
 
-def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None):
+def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None, jit=True):
     """Replace averages by named applications and build the namespace that implements them.
 
     With ``spacing`` (numpy backend) averages sharing their statistics arguments form one
@@ -69,7 +69,7 @@ def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None):
             nested = isinstance(node, GaussCov)
             stat_args = node.args[2:] if nested else node.args[1:]
             if spacing is not None and backend == "numpy":
-                group = groups.setdefault((nested, stat_args), _AverageGroup(nested, spacing))
+                group = groups.setdefault((nested, stat_args), _AverageGroup(nested, spacing, jit))
                 namespace[name] = group.member(node.args[:2] if nested else node.args[:1])
             elif not nested:
                 f = _integrand(node.args[0], backend)
@@ -101,13 +101,15 @@ class _AverageGroup:
     so it never outlives one evaluation.
     """
 
-    def __init__(self, nested: bool, spacing: float):
+    def __init__(self, nested: bool, spacing: float, jit: bool = True):
         self.nested = nested
         self.spacing = spacing
+        self.jit = jit
         self.integrands: list[sp.Lambda] = []
         self.members: list[tuple[int, ...]] = []
         self._local = threading.local()
         self.fn = None
+        self.kernels = None
 
     def _index(self, lam):
         if lam not in self.integrands:
@@ -126,6 +128,8 @@ class _AverageGroup:
         x = sp.Dummy("x", real=True)
         bodies = [lam(x) for lam in self.integrands]
         self.fn = sp.lambdify([x], bodies, modules=_INTEGRAND_MODULES["numpy"], cse=True)
+        # compiled kernels of the same rules when numba is there (see numeric._jit)
+        self.kernels = _jit.kernels(self.integrands) if self.jit else None
 
     def reset(self):
         self._local.args = None
@@ -137,9 +141,10 @@ class _AverageGroup:
             n = len(self.integrands)
             fn = self.fn if n > 1 else (lambda x, _f=self.fn: _f(x)[0])
             if self.nested:
-                store.values = lattice.nested_averages(fn, n, self.members, *args, spacing=self.spacing)
+                store.values = lattice.nested_averages(fn, n, self.members, *args, spacing=self.spacing,
+                                                       kernels=self.kernels)
             else:
-                singles = lattice.single_averages(fn, n, *args, spacing=self.spacing)
+                singles = lattice.single_averages(fn, n, *args, spacing=self.spacing, kernels=self.kernels)
                 store.values = [singles[k[0]] for k in self.members]
             store.args = args
         return store.values[position]
@@ -147,14 +152,16 @@ class _AverageGroup:
 
 @functools.lru_cache(maxsize=128)
 def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes: int = quad.DEFAULT_NODES,
-                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, spacing: float | None = None):
+                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, spacing: float | None = None, jit: bool = True):
     """Lambdify a tuple of concrete expressions (averages allowed) of ``args``.
 
     Cached by expression: the same equations compile once per session. The mpmath
     precision is not compiled in: callers set it with ``mpmath.workdps`` at call time.
     With ``spacing`` (numpy backend) the averages use the adaptive lattice rules of
     :mod:`dmftools.numeric.lattice`; otherwise the fixed rules with ``nodes`` and
-    ``nested_nodes``.
+    ``nested_nodes``. ``jit``: evaluate the lattice rules with compiled kernels when numba
+    is installed (:mod:`dmftools.numeric._jit`; the same rules, equal to round-off);
+    ``False`` keeps the numpy implementation (the reference the kernels are tested against).
 
     Returns
     -------
@@ -173,7 +180,7 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
-    bound, namespace, groups = _bind_averages(exprs, backend, nodes, nested_nodes, spacing)
+    bound, namespace, groups = _bind_averages(exprs, backend, nodes, nested_nodes, spacing, jit)
     fn = sp.lambdify(args, list(bound), modules=[namespace, *_INTEGRAND_MODULES[backend]], cse=True)
     if not groups:
         return fn

@@ -171,7 +171,7 @@ def _trapezoid_rows(std, spacing):
     return z, w / w.sum(axis=1, keepdims=True)
 
 
-def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
+def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING, kernels=None):
     """``[f_i](mu, delta)`` for every output ``f_i`` of a vectorised ``fn``.
 
     Parameters
@@ -184,6 +184,9 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
         Means and variances (>= 0), broadcast together.
     spacing : float
         Lattice spacing in activation space (see the module notes).
+    kernels : module, optional
+        Compiled kernels for the same integrands (:func:`dmftools.numeric._jit.kernels`):
+        the same rule, evaluated point by point in compiled code (``fn`` is then unused).
 
     Returns
     -------
@@ -206,6 +209,10 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
     out = [np.empty(mu.size) for _ in range(n_out)]
     std = np.sqrt(delta)
     _check_nodes("delta", std, spacing)
+    if kernels is not None:
+        values = np.empty((n_out, mu.size))
+        kernels.single(np.ascontiguousarray(mu), np.ascontiguousarray(std), float(spacing), values)
+        return [v.reshape(shape) for v in values]
     for idx in _chunks(_trapezoid_nodes(std, spacing)):
         z, w = _trapezoid_rows(std[idx], spacing)
         x = mu[idx, None] + std[idx, None] * z
@@ -214,7 +221,7 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING):
     return [o.reshape(shape) for o in out]
 
 
-def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: float = SPACING):
+def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: float = SPACING, kernels=None):
     """``[[f_a, f_b]](mu, delta0, delta_inf)`` for every pair ``(a, b)`` of ``fn``'s outputs.
 
     Parameters
@@ -229,6 +236,9 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
         Broadcast together; ``0 <= delta_inf <= delta0``.
     spacing : float
         Lattice spacing in activation space.
+    kernels : module, optional
+        Compiled kernels for the same integrands (:func:`dmftools.numeric._jit.kernels`):
+        the same rules, evaluated point by point in compiled code (``fn`` is then unused).
 
     Returns
     -------
@@ -261,11 +271,14 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(delta0 > 0, delta_inf / delta0, 0.0)
     mehler = (r < thin) & (rho <= MEHLER_RHO)
+    lattice = (s >= thin) & (r >= thin)
+    if kernels is not None:
+        _compiled_nested(kernels, pairs, out, mu, delta0, s, r, rho, mehler, lattice, spacing, thin)
+        return [o.reshape(shape) for o in out]
     if np.any(mehler):
         idx = np.flatnonzero(mehler)
         for i, v in enumerate(_nested_mehler(fn, n_out, pairs, mu[idx], delta0[idx], rho[idx], spacing)):
             out[i][idx] = v
-    lattice = (s >= thin) & (r >= thin)
     if np.any(lattice):
         stride = _outer_stride(s, r, spacing)
         for m in np.unique(stride[lattice]):
@@ -280,6 +293,25 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
             for i, v in enumerate(_nested_product(fn, n_out, pairs, mu[idx], s[idx], r[idx], spacing, thin)):
                 out[i][idx] = v
     return [o.reshape(shape) for o in out]
+
+
+def _compiled_nested(kernels, pairs, out, mu, delta0, s, r, rho, mehler, lattice, spacing, thin):
+    """:func:`nested_averages`' three rules by the compiled kernels, into ``out``."""
+    p = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    used = np.unique(p)
+    modes = (
+        (mehler, lambda i, o: kernels.nested_mehler(mu[i], np.sqrt(delta0[i]), rho[i], spacing, p, used, o)),
+        (lattice, lambda i, o: kernels.nested_lattice(mu[i], s[i], r[i], spacing, p, used, o)),
+        (~(mehler | lattice), lambda i, o: kernels.nested_product(mu[i], s[i], r[i], spacing, thin,
+                                                                  *_gauss_hermite(GH_NODES), p, used, o)),
+    )
+    for mask, run in modes:
+        if np.any(mask):
+            idx = np.flatnonzero(mask)
+            values = np.empty((p.shape[0], idx.size))
+            run(idx, values)
+            for i in range(p.shape[0]):
+                out[i][idx] = values[i]
 
 
 def _chunks(cost_per_row: np.ndarray):

@@ -1,0 +1,376 @@
+r"""Compiled kernels (numba) for the adaptive lattice rules, generated per group of integrands.
+
+:mod:`dmftools.numeric.lattice` evaluates the integrands of a group of averages on one
+lattice per point with numpy: every integrand is an array expression over all nodes of
+all points, and every sum an ``einsum``. Most of that time goes to temporaries and to
+small arrays. The kernels here do the same sums point by point in compiled loops: the
+integrands are evaluated node by node (SymPy's common subexpressions shared), the inner
+Gaussian convolutions are dot products the compiler vectorises, and no array is padded to
+the widest point of a chunk.
+
+The rules are exactly those of :mod:`~dmftools.numeric.lattice` (same nodes, weights and
+truncations, per point); only the order of the floating-point sums differs
+(``fastmath`` with re-association and contraction only, so NaN and inf still propagate),
+so results agree with the numpy rules to round-off. ``tests/test_jit.py`` holds the two
+equal.
+
+Numba is optional (``pip install "dmftools[jit]"``). For each group of integrands the
+source of a small module (the integrands printed by SymPy, then the kernels) is written
+to a cache directory and imported from there, so numba's disk cache applies: a group is
+compiled once per machine, and later processes (e.g. the workers of a parallel phase
+diagram) load the machine code. Without numba, with ``DMFTOOLS_JIT=0`` in the
+environment, or for integrands the printer cannot express, the numpy rules are used.
+
+The cache directory is ``$DMFTOOLS_CACHE_DIR``, else ``$XDG_CACHE_HOME/dmftools`` (``~/.cache/dmftools``),
+else the system's temporary directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from . import lattice
+from .quadrature import HALF_WIDTH
+
+__all__ = ["available", "kernels", "cache_dir"]
+
+#: Environment variable: "0" disables the compiled kernels.
+ENV = "DMFTOOLS_JIT"
+
+_lock = threading.Lock()
+_modules: dict = {}
+_numba = None
+
+
+def available() -> bool:
+    """Whether compiled kernels are used: numba imports and ``DMFTOOLS_JIT`` is not ``"0"``.
+
+    Examples
+    --------
+    >>> from dmftools.numeric import _jit
+    >>> isinstance(_jit.available(), bool)
+    True
+    """
+    global _numba
+    if os.environ.get(ENV, "1").strip() == "0":
+        return False
+    if _numba is None:
+        try:
+            import numba  # noqa: F401
+
+            _numba = True
+        except ImportError:
+            _numba = False
+    return _numba
+
+
+def cache_dir() -> Path:
+    """Directory of the generated modules (and numba's cache of them); created if missing.
+
+    Examples
+    --------
+    >>> from dmftools.numeric import _jit
+    >>> _jit.cache_dir().is_dir()
+    True
+    """
+    candidates = []
+    if os.environ.get("DMFTOOLS_CACHE_DIR"):
+        candidates.append(Path(os.environ["DMFTOOLS_CACHE_DIR"]))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    candidates.append(Path(xdg) / "dmftools" if xdg else Path.home() / ".cache" / "dmftools")
+    candidates.append(Path(tempfile.gettempdir()) / f"dmftools-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+    for base in candidates:
+        path = base / "jit"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if os.access(path, os.W_OK):
+                return path
+        except OSError:
+            continue
+    raise OSError("no writable cache directory for the compiled kernels; set DMFTOOLS_CACHE_DIR")
+
+
+class _Printer(PythonCodePrinter):
+    """Scalar code for numba: ``math`` functions, ``logcosh`` from the generated module."""
+
+    def _print_logcosh(self, expr):
+        return "logcosh(%s)" % self._print(expr.args[0])
+
+
+def _integrand_source(lams) -> str:
+    """``values(x, out, k)``: ``out[i, k] = f_i(x)`` for every integrand, common
+    subexpressions computed once."""
+    x = sp.Dummy("x", real=True)
+    bodies = [sp.sympify(lam(x)) for lam in lams]
+    replacements, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"))
+    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
+    names = {x: sp.Symbol("x")}
+    lines = ["@numba.njit(cache=True, fastmath=FLAGS)", "def values(x, out, k):"]
+    for sym, expr in replacements:
+        lines.append(f"    {sym} = {printer.doprint(expr.xreplace(names))}")
+    for i, expr in enumerate(reduced):
+        lines.append(f"    out[{i}, k] = {printer.doprint(sp.sympify(expr).xreplace(names))}")
+    if printer._not_supported:  # pragma: no cover - strict printers raise instead
+        raise ValueError("integrand not expressible")
+    imports = sorted(m for m in printer.module_imports if m != "math")
+    if imports:
+        raise ValueError(f"integrand needs modules {imports}")
+    return "\n".join(lines) + "\n"
+
+
+_PRELUDE = '''\
+# Generated by dmftools.numeric._jit: the integrands below, then the lattice kernels.
+import math
+
+import numba
+import numpy as np
+
+FLAGS = {{"reassoc", "contract"}}
+N_OUT = {n_out}
+HALF_WIDTH = {half_width!r}
+Z_SPACING = {z_spacing!r}
+OUTER_Z = {outer_z!r}
+MAX_STRIDE = {max_stride!r}
+LOG2 = math.log(2.0)
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def logcosh(x):
+    a = abs(x)
+    return a + math.log1p(math.exp(-2.0 * a)) - LOG2
+
+
+'''
+
+_KERNELS = '''
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def _trapezoid(std, spacing):
+    """Step in z and half-count of the trapezoid rule of lattice._trapezoid_rows."""
+    hz = Z_SPACING
+    if std > 0.0:
+        hz = min(Z_SPACING, spacing / std)
+    return hz, int(math.ceil(HALF_WIDTH / hz))
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def single(mu, std, spacing, out):
+    """out[i, b] = [f_i](mu[b], std[b]^2)."""
+    buf = np.empty((N_OUT, 1))
+    acc = np.empty(N_OUT)
+    for b in range(mu.size):
+        hz, K = _trapezoid(std[b], spacing)
+        acc[:] = 0.0
+        total = 0.0
+        for k in range(-K, K + 1):
+            z = k * hz
+            w = math.exp(-0.5 * z * z)
+            values(mu[b] + std[b] * z, buf, 0)
+            total += w
+            for i in range(N_OUT):
+                acc[i] += w * buf[i, 0]
+        for i in range(N_OUT):
+            out[i, b] = acc[i] / total
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def nested_lattice(mu, s, r, spacing, pairs, used, out):
+    """Inner and outer rules on one lattice per point (lattice._nested_lattice)."""
+    P = pairs.shape[0]
+    inner = np.empty(N_OUT)
+    acc = np.empty(P)
+    for b in range(mu.size):
+        step = min(spacing, Z_SPACING * min(s[b], r[b]))
+        hz = OUTER_Z / math.sqrt(1.0 + 2.0 * (r[b] / s[b]) ** 2)
+        m = int(math.floor(r[b] * hz / step))
+        m = max(1, min(MAX_STRIDE, m))
+        outer_step = m * step
+        J = int(math.ceil(HALF_WIDTH * r[b] / outer_step))
+        W = int(math.ceil(HALF_WIDTH * s[b] / step))
+        centre = J * m + W
+        vals = np.empty((N_OUT, 2 * centre + 1))
+        for k in range(2 * centre + 1):
+            values(mu[b] + step * (k - centre), vals, k)
+        nk = 2 * W + 1
+        kernel = np.empty(nk)
+        total = 0.0
+        for o in range(nk):
+            z = (o - W) * step / s[b]
+            kernel[o] = math.exp(-0.5 * z * z)
+            total += kernel[o]
+        for o in range(nk):
+            kernel[o] /= total
+        acc[:] = 0.0
+        wsum = 0.0
+        for j in range(2 * J + 1):
+            z = (j - J) * outer_step / r[b]
+            wj = math.exp(-0.5 * z * z)
+            wsum += wj
+            for a in used:
+                window = vals[a, j * m: j * m + nk]
+                c = 0.0
+                for o in range(nk):
+                    c += kernel[o] * window[o]
+                inner[a] = c
+            for p in range(P):
+                acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
+        for p in range(P):
+            out[p, b] = acc[p] / wsum
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def nested_mehler(mu, std, rho, spacing, pairs, used, out):
+    """Mehler's series with coefficients from the trapezoid rule (lattice._nested_mehler)."""
+    P = pairs.shape[0]
+    for b in range(mu.size):
+        hz, K = _trapezoid(std[b], spacing)
+        n = 2 * K + 1
+        z = np.empty(n)
+        w = np.empty(n)
+        vals = np.empty((N_OUT, n))
+        total = 0.0
+        for k in range(n):
+            z[k] = (k - K) * hz
+            w[k] = math.exp(-0.5 * z[k] * z[k])
+            total += w[k]
+            values(mu[b] + std[b] * z[k], vals, k)
+        for k in range(n):
+            w[k] /= total
+        terms = 1
+        if rho[b] > 0.0:
+            terms = int(math.ceil(math.log(1e-17 * (1.0 - rho[b])) / math.log(rho[b])))
+        h_prev = np.zeros(n)
+        h = np.ones(n)
+        c = np.empty(N_OUT)
+        acc = np.zeros(P)
+        factor = 1.0
+        for t in range(terms):
+            for a in used:
+                s_ = 0.0
+                for k in range(n):
+                    s_ += w[k] * vals[a, k] * h[k]
+                c[a] = s_
+            for p in range(P):
+                acc[p] += factor * c[pairs[p, 0]] * c[pairs[p, 1]]
+            rt, rt1 = math.sqrt(t), math.sqrt(t + 1.0)
+            for k in range(n):
+                nxt = (z[k] * h[k] - rt * h_prev[k]) / rt1
+                h_prev[k] = h[k]
+                h[k] = nxt
+            factor *= rho[b]
+        for p in range(P):
+            out[p, b] = acc[p]
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def _rule(std, thin, spacing, zg, wg):
+    """Gauss-Hermite nodes for a thin dimension, else the trapezoid rule (normalised)."""
+    if std < thin:
+        return zg, wg
+    hz, K = _trapezoid(std, spacing)
+    n = 2 * K + 1
+    z = np.empty(n)
+    w = np.empty(n)
+    total = 0.0
+    for k in range(n):
+        z[k] = (k - K) * hz
+        w[k] = math.exp(-0.5 * z[k] * z[k])
+        total += w[k]
+    for k in range(n):
+        w[k] /= total
+    return z, w
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def nested_product(mu, s, r, spacing, thin, zg, wg, pairs, used, out):
+    """Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product)."""
+    P = pairs.shape[0]
+    for b in range(mu.size):
+        zo, wo = _rule(r[b], thin, spacing, zg, wg)
+        zi, wi = _rule(s[b], thin, spacing, zg, wg)
+        vals = np.empty((N_OUT, zi.size))
+        inner = np.empty(N_OUT)
+        acc = np.zeros(P)
+        for o in range(zo.size):
+            base = mu[b] + r[b] * zo[o]
+            for i in range(zi.size):
+                values(base + s[b] * zi[i], vals, i)
+            for a in used:
+                c = 0.0
+                for i in range(zi.size):
+                    c += wi[i] * vals[a, i]
+                inner[a] = c
+            for p in range(P):
+                acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
+        for p in range(P):
+            out[p, b] = acc[p]
+'''
+
+
+def module_source(lams) -> str:
+    """Source of the kernel module for the integrands ``lams`` (SymPy ``Lambda``\\ s of one
+    variable). Raises ValueError if an integrand cannot be printed as scalar ``math`` code.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from dmftools.numeric._jit import module_source
+    >>> x = sp.Symbol("x")
+    >>> src = module_source([sp.Lambda(x, sp.tanh(x)), sp.Lambda(x, 1 - sp.tanh(x)**2)])
+    >>> print([line for line in src.splitlines() if "out[" in line and "= " in line][:2])
+    ['    out[0, k] = c0', '    out[1, k] = 1 - c0**2']
+    """
+    lams = list(lams)
+    if not lams:
+        raise ValueError("lams: at least one integrand is needed")
+    try:
+        integrands = _integrand_source(lams)
+    except (TypeError, ValueError, NotImplementedError, sp.PrecisionExhausted) as exc:
+        raise ValueError(f"integrands: cannot be compiled as scalar code ({exc})") from None
+    prelude = _PRELUDE.format(n_out=len(lams), half_width=float(HALF_WIDTH), z_spacing=float(lattice.Z_SPACING),
+                              outer_z=float(lattice.OUTER_Z), max_stride=int(lattice.MAX_STRIDE))
+    return prelude + integrands + _KERNELS
+
+
+def kernels(lams):
+    """The compiled kernel module for the integrands ``lams``, or None (numba missing,
+    disabled with ``DMFTOOLS_JIT=0``, or integrands it cannot compile).
+
+    The module is generated once per process and group (and cached on disk by numba); its
+    functions compile on first call.
+    """
+    if not available():
+        return None
+    try:
+        source = module_source(lams)
+    except ValueError:
+        return None
+    key = hashlib.sha256(source.encode()).hexdigest()[:20]
+    with _lock:
+        if key in _modules:
+            return _modules[key]
+        try:
+            path = cache_dir() / f"dmf_{key}.py"
+            if not path.exists() or path.read_text() != source:
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(source)
+                os.replace(tmp, path)  # atomic: concurrent processes write the same text
+            name = f"dmftools_jit_{key}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            # registered under its name: numba's cached machine code refers to it by name
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except OSError:
+            module = None
+        _modules[key] = module
+        return module

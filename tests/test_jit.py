@@ -1,0 +1,172 @@
+"""The compiled kernels (dmftools.numeric._jit) against the numpy lattice rules and mpmath.
+
+The kernels implement the rules of dmftools.numeric.lattice point by point; only the order
+of the floating-point sums differs. Each path (single averages; nested: the shared lattice
+with strides 1 and > 1, Mehler's series, the Gauss-Hermite product rules) is compared with
+the numpy rules, with 30-digit mpmath references and with the closed form of the nested erf
+average; then whole compiled equations (residuals and Jacobian) with and without kernels.
+"""
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_lattice import _MP_INTEGRANDS, PAIRS, POINTS, _np_integrands, references  # noqa: F401 (fixture)
+
+import dmftools as dmf
+from dmftools.model import BUILTIN_PHI, X, logcosh
+from dmftools.numeric import _jit, lattice
+from dmftools.numeric.compile import compile_expressions, np_logcosh
+from dmftools.numeric.quadrature import mp_gauss_average
+
+pytestmark = pytest.mark.skipif(not _jit.available(), reason="numba not installed (pip install 'dmftools[jit]')")
+
+TANH = [sp.Lambda(X, e) for e in (sp.tanh(X), logcosh(X), 1 - sp.tanh(X) ** 2, -2 * sp.tanh(X) * (1 - sp.tanh(X) ** 2))]
+
+# the round-off of a reordered sum of at most ~1e4 terms of size <= ~10 (log cosh at
+# Delta = 100), relative to max(1, |value|): the two implementations' rounding differs
+ROUNDOFF = 1e-13
+
+
+@pytest.fixture(scope="module")
+def tanh_kernels():
+    return _jit.kernels(TANH)
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)))
+
+
+def test_generated_integrands_are_the_lambdified_ones(tanh_kernels):
+    x = np.linspace(-30, 30, 301)
+    out = np.empty((4, x.size))
+    for k in range(x.size):
+        tanh_kernels.values(x[k], out, k)
+    np.testing.assert_allclose(out, np.array(_np_integrands(x)), rtol=1e-15, atol=1e-15)  # same formulas
+
+
+def test_nested_kernels_equal_numpy_rules_on_every_path(tanh_kernels, references):
+    mu, d0, di = (np.array([p[k] for p in POINTS]) for k in range(3))
+    fast = lattice.nested_averages(None, 4, PAIRS, mu, d0, di, kernels=tanh_kernels)
+    slow = lattice.nested_averages(_np_integrands, 4, PAIRS, mu, d0, di)
+    for (a, b), f, s in zip(PAIRS, fast, slow):
+        assert _close(f, s) <= ROUNDOFF, (a, b, f - s)
+        for i, (m, d, e, label) in enumerate(POINTS):
+            ref = float(references[m, d, e, a, b])
+            # as in test_lattice: trapezoid error ~1e-15 plus the rounding of the sums
+            assert abs(f[i] - ref) <= 1e-13 * max(1.0, abs(ref)), (label, a, b, f[i], ref)
+
+
+def test_single_kernels_equal_numpy_rules_and_mpmath(tanh_kernels):
+    mus = np.array([0.0, 1.0, 5.0, -0.3])
+    deltas = np.array([0.0, 1e-6, 0.01, 1.0, 100.0, 400.0])
+    mu, delta = (a.ravel() for a in np.meshgrid(mus, deltas, indexing="ij"))
+    fast = lattice.single_averages(None, 4, mu, delta, kernels=tanh_kernels)
+    slow = lattice.single_averages(_np_integrands, 4, mu, delta)
+    assert _close(fast, slow) <= ROUNDOFF
+    with mpmath.workdps(30):
+        for k, f in enumerate(_MP_INTEGRANDS):
+            for i in range(mu.size):
+                ref = float(mp_gauss_average(f, mu[i], delta[i]))
+                assert abs(fast[k][i] - ref) <= 1e-13 * max(1.0, abs(ref)), (k, mu[i], delta[i])  # as above
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_PHI))
+def test_every_builtin_transfer_function(name):
+    """phi, Phi, phi' and phi'' of each built-in transfer function: kernels = numpy rules."""
+    tf = BUILTIN_PHI[name]
+    exprs = [tf.expr, tf.primitive, sp.diff(tf.expr, X), sp.diff(tf.expr, X, 2)]
+    lams = [sp.Lambda(X, e) for e in exprs]
+    kernels = _jit.kernels(lams)
+    assert kernels is not None
+    fns = [sp.lambdify(X, e, modules=[{"logcosh": np_logcosh}, "numpy", "scipy"]) for e in exprs]
+
+    def fn(x):
+        return [np.broadcast_to(f(x), x.shape) for f in fns]
+
+    rng = np.random.default_rng(7)
+    mu = rng.uniform(-3, 3, 40)
+    d0 = rng.uniform(0.0, 30.0, 40)
+    di = d0 * np.concatenate([rng.uniform(0, 1, 30), [0.0, 1.0, 1e-3, 0.999, 0.02, 0.5, 0.9, 0.1, 0.0, 1.0]])
+    d0[:3] = [0.0, 0.004, 0.011]
+    di[:3] = [0.0, 0.002, 0.0099]
+    pairs = [(0, 0), (1, 1), (0, 1), (2, 0), (3, 0), (2, 2)]
+    assert _close(lattice.nested_averages(None, 4, pairs, mu, d0, di, kernels=kernels),
+                  lattice.nested_averages(fn, 4, pairs, mu, d0, di)) <= ROUNDOFF
+    assert _close(lattice.single_averages(None, 4, mu, d0, kernels=kernels),
+                  lattice.single_averages(fn, 4, mu, d0)) <= ROUNDOFF
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0])
+def test_nested_erf_closed_form(a):
+    """[[erf(a x)]](0, D0, Dinf) = (2/pi) arcsin(2 a^2 Dinf / (1 + 2 a^2 D0)) on every path."""
+    kernels = _jit.kernels([sp.Lambda(X, sp.erf(a * X))])
+    d0 = np.array([0.004, 0.011, 0.5, 2.0, 10.0, 40.0, 100.0])
+    frac = np.array([0.0, 1e-4, 0.01, 0.3, 0.9, 0.999, 1.0])
+    d0, dinf = (x.ravel() for x in np.meshgrid(d0, frac, indexing="ij"))
+    dinf = dinf * d0
+    [val] = lattice.nested_averages(None, 1, [(0, 0)], 0.0, d0, dinf, kernels=kernels)
+    ref = 2 / np.pi * np.arcsin(2 * a**2 * dinf / (1 + 2 * a**2 * d0))
+    np.testing.assert_allclose(val, ref, rtol=0, atol=1e-14)  # trapezoid error ~1e-15 for |values| <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(mu=st.floats(-4, 4), d0=st.floats(0.0, 80), frac=st.floats(0.0, 1.0))
+def test_nested_kernels_match_numpy_anywhere(tanh_kernels, mu, d0, frac):
+    di = d0 * frac
+    fast = lattice.nested_averages(None, 4, PAIRS, mu, d0, di, kernels=tanh_kernels)
+    slow = lattice.nested_averages(_np_integrands, 4, PAIRS, mu, d0, di)
+    assert _close(fast, slow) <= ROUNDOFF
+
+
+def test_compiled_equations_with_and_without_kernels():
+    """Residuals and Jacobian of the chaotic and stationary systems at random points."""
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    rng = np.random.default_rng(3)
+    for state in ("stationary", "chaotic"):
+        eqs = dmf.derive(net, state=state)
+        args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
+        exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals) + \
+            tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
+        fast = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=True)
+        slow = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=False)
+        B = 50
+        d0 = rng.uniform(0.0, 20.0, B)
+        unknowns = [rng.uniform(-1, 1, B), d0]
+        if state == "chaotic":
+            unknowns.append(d0 * rng.uniform(0.0, 0.99, B))
+        unknowns.append(rng.uniform(-2, 2, B))
+        params = [rng.uniform(0.1, 4, B)] + [np.full(B, v) for v in (1.1, 2.0, 1.0, 1.0)]
+        a = np.stack(np.broadcast_arrays(*fast(*unknowns, *params)))
+        b = np.stack(np.broadcast_arrays(*slow(*unknowns, *params)))
+        # sums of products of averages of size ~10: round-off ~1e-14 of the largest term
+        assert np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))) <= 1e-12, state
+
+
+def test_integrands_it_cannot_print_fall_back_to_numpy():
+    with pytest.raises(ValueError, match="integrands"):
+        _jit.module_source([sp.Lambda(X, sp.besselj(0, X))])
+    assert _jit.kernels([sp.Lambda(X, sp.besselj(0, X))]) is None
+    with pytest.raises(ValueError, match="lams"):
+        _jit.module_source([])
+
+
+def test_disabled_by_the_environment(monkeypatch):
+    monkeypatch.setenv(_jit.ENV, "0")
+    assert not _jit.available()
+    assert _jit.kernels(TANH) is None
+
+
+def test_module_is_written_once_to_the_cache_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMFTOOLS_CACHE_DIR", str(tmp_path))
+    lams = [sp.Lambda(X, sp.tanh(X) + X / 7919)]  # an integrand no other test uses
+    first = _jit.kernels(lams)
+    files = list((tmp_path / "jit").glob("dmf_*.py"))
+    assert len(files) == 1 and files[0].read_text() == _jit.module_source(lams)
+    assert _jit.kernels(lams) is first
+    [v] = lattice.single_averages(None, 1, 0.5, 2.0, kernels=first)
+    [ref] = lattice.single_averages(lambda x: np.tanh(x) + x / 7919, 1, 0.5, 2.0)
+    assert abs(v - ref) <= ROUNDOFF
