@@ -170,3 +170,26 @@ def test_module_is_written_once_to_the_cache_directory(tmp_path, monkeypatch):
     [v] = lattice.single_averages(None, 1, 0.5, 2.0, kernels=first)
     [ref] = lattice.single_averages(lambda x: np.tanh(x) + x / 7919, 1, 0.5, 2.0)
     assert abs(v - ref) <= ROUNDOFF
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.nan, 1.0, 0.5), "mu: must be finite"),
+    ((0.0, -1.0, 0.0), "delta0: variances must be >= 0"),
+    ((0.0, 1.0, -0.5), "delta_inf: variances must be >= 0"),
+    ((0.0, 1.0, 2.0), "delta0 - delta_inf: variances must be >= 0"),
+    ((0.0, 1e20, 1.0), "delta0: a variance of 1e\\+20 needs"),
+])
+def test_invalid_nested_input_gets_the_numpy_rules_errors(tanh_kernels, args, match):
+    with pytest.raises(ValueError, match=match):
+        lattice.nested_averages(_np_integrands, 4, PAIRS, *args, kernels=tanh_kernels)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.inf, 1.0), "mu: must be finite"),
+    ((0.0, np.nan), "delta: must be finite"),
+    ((0.0, -1.0), "delta: variances must be >= 0"),
+    ((0.0, 1e20), "delta: a variance of 1e\\+20 needs"),
+])
+def test_invalid_single_input_gets_the_numpy_rules_errors(tanh_kernels, args, match):
+    with pytest.raises(ValueError, match=match):
+        lattice.single_averages(_np_integrands, 4, *args, kernels=tanh_kernels)

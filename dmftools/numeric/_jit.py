@@ -140,6 +140,9 @@ HALF_WIDTH = {half_width!r}
 Z_SPACING = {z_spacing!r}
 OUTER_Z = {outer_z!r}
 MAX_STRIDE = {max_stride!r}
+THIN_FRACTION = {thin_fraction!r}
+MEHLER_RHO = {mehler_rho!r}
+MAX_NODES = {max_nodes!r}
 LOG2 = math.log(2.0)
 
 
@@ -155,7 +158,7 @@ _KERNELS = '''
 
 @numba.njit(cache=True, fastmath=FLAGS)
 def _trapezoid(std, spacing):
-    """Step in z and half-count of the trapezoid rule of lattice._trapezoid_rows."""
+    \"\"\"Step in z and half-count of the trapezoid rule of lattice._trapezoid_rows.\"\"\"
     hz = Z_SPACING
     if std > 0.0:
         hz = min(Z_SPACING, spacing / std)
@@ -163,117 +166,120 @@ def _trapezoid(std, spacing):
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
-def single(mu, std, spacing, out):
-    """out[i, b] = [f_i](mu[b], std[b]^2)."""
+def _invalid(mu, variance, spacing):
+    \"\"\"Non-finite input, a negative variance, or more nodes than MAX_NODES.\"\"\"
+    if not (math.isfinite(mu) and math.isfinite(variance)) or variance < 0.0:
+        return True
+    return 2.0 * HALF_WIDTH * math.sqrt(variance) / spacing + 1.0 > MAX_NODES
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def single(mu, delta, spacing, out):
+    \"\"\"out[i, b] = [f_i](mu[b], delta[b]); returns 1 (nothing computed) on invalid input.\"\"\"
+    for b in range(mu.size):
+        if _invalid(mu[b], delta[b], spacing):
+            return 1
     buf = np.empty((N_OUT, 1))
     acc = np.empty(N_OUT)
     for b in range(mu.size):
-        hz, K = _trapezoid(std[b], spacing)
+        std = math.sqrt(delta[b])
+        hz, K = _trapezoid(std, spacing)
         acc[:] = 0.0
         total = 0.0
         for k in range(-K, K + 1):
             z = k * hz
             w = math.exp(-0.5 * z * z)
-            values(mu[b] + std[b] * z, buf, 0)
+            values(mu[b] + std * z, buf, 0)
             total += w
             for i in range(N_OUT):
                 acc[i] += w * buf[i, 0]
         for i in range(N_OUT):
             out[i, b] = acc[i] / total
+    return 0
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
-def nested_lattice(mu, s, r, spacing, pairs, used, out):
-    """Inner and outer rules on one lattice per point (lattice._nested_lattice)."""
-    P = pairs.shape[0]
-    inner = np.empty(N_OUT)
-    acc = np.empty(P)
-    for b in range(mu.size):
-        step = min(spacing, Z_SPACING * min(s[b], r[b]))
-        hz = OUTER_Z / math.sqrt(1.0 + 2.0 * (r[b] / s[b]) ** 2)
-        m = int(math.floor(r[b] * hz / step))
-        m = max(1, min(MAX_STRIDE, m))
-        outer_step = m * step
-        J = int(math.ceil(HALF_WIDTH * r[b] / outer_step))
-        W = int(math.ceil(HALF_WIDTH * s[b] / step))
-        centre = J * m + W
-        vals = np.empty((N_OUT, 2 * centre + 1))
-        for k in range(2 * centre + 1):
-            values(mu[b] + step * (k - centre), vals, k)
-        nk = 2 * W + 1
-        kernel = np.empty(nk)
-        total = 0.0
-        for o in range(nk):
-            z = (o - W) * step / s[b]
-            kernel[o] = math.exp(-0.5 * z * z)
-            total += kernel[o]
-        for o in range(nk):
-            kernel[o] /= total
-        acc[:] = 0.0
-        wsum = 0.0
-        for j in range(2 * J + 1):
-            z = (j - J) * outer_step / r[b]
-            wj = math.exp(-0.5 * z * z)
-            wsum += wj
-            for a in used:
-                window = vals[a, j * m: j * m + nk]
-                c = 0.0
-                for o in range(nk):
-                    c += kernel[o] * window[o]
-                inner[a] = c
-            for p in range(P):
-                acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
-        for p in range(P):
-            out[p, b] = acc[p] / wsum
+def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
+    \"\"\"Inner and outer rules on one lattice (lattice._nested_lattice), into acc.\"\"\"
+    step = min(spacing, Z_SPACING * min(s, r))
+    hz = OUTER_Z / math.sqrt(1.0 + 2.0 * (r / s) ** 2)
+    m = max(1, min(MAX_STRIDE, int(math.floor(r * hz / step))))
+    outer_step = m * step
+    J = int(math.ceil(HALF_WIDTH * r / outer_step))
+    W = int(math.ceil(HALF_WIDTH * s / step))
+    centre = J * m + W
+    vals = np.empty((N_OUT, 2 * centre + 1))
+    for k in range(2 * centre + 1):
+        values(mu + step * (k - centre), vals, k)
+    nk = 2 * W + 1
+    kernel = np.empty(nk)
+    total = 0.0
+    for o in range(nk):
+        z = (o - W) * step / s
+        kernel[o] = math.exp(-0.5 * z * z)
+        total += kernel[o]
+    for o in range(nk):
+        kernel[o] /= total
+    acc[:] = 0.0
+    wsum = 0.0
+    for j in range(2 * J + 1):
+        z = (j - J) * outer_step / r
+        wj = math.exp(-0.5 * z * z)
+        wsum += wj
+        for a in used:
+            window = vals[a, j * m: j * m + nk]
+            c = 0.0
+            for o in range(nk):
+                c += kernel[o] * window[o]
+            inner[a] = c
+        for p in range(pairs.shape[0]):
+            acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
+    for p in range(pairs.shape[0]):
+        acc[p] /= wsum
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
-def nested_mehler(mu, std, rho, spacing, pairs, used, out):
-    """Mehler's series with coefficients from the trapezoid rule (lattice._nested_mehler)."""
-    P = pairs.shape[0]
-    for b in range(mu.size):
-        hz, K = _trapezoid(std[b], spacing)
-        n = 2 * K + 1
-        z = np.empty(n)
-        w = np.empty(n)
-        vals = np.empty((N_OUT, n))
-        total = 0.0
-        for k in range(n):
-            z[k] = (k - K) * hz
-            w[k] = math.exp(-0.5 * z[k] * z[k])
-            total += w[k]
-            values(mu[b] + std[b] * z[k], vals, k)
-        for k in range(n):
-            w[k] /= total
-        terms = 1
-        if rho[b] > 0.0:
-            terms = int(math.ceil(math.log(1e-17 * (1.0 - rho[b])) / math.log(rho[b])))
-        h_prev = np.zeros(n)
-        h = np.ones(n)
-        c = np.empty(N_OUT)
-        acc = np.zeros(P)
-        factor = 1.0
-        for t in range(terms):
-            for a in used:
-                s_ = 0.0
-                for k in range(n):
-                    s_ += w[k] * vals[a, k] * h[k]
-                c[a] = s_
-            for p in range(P):
-                acc[p] += factor * c[pairs[p, 0]] * c[pairs[p, 1]]
-            rt, rt1 = math.sqrt(t), math.sqrt(t + 1.0)
+def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
+    \"\"\"Mehler's series, coefficients from the trapezoid rule (lattice._nested_mehler).\"\"\"
+    hz, K = _trapezoid(std, spacing)
+    n = 2 * K + 1
+    z = np.empty(n)
+    w = np.empty(n)
+    vals = np.empty((N_OUT, n))
+    total = 0.0
+    for k in range(n):
+        z[k] = (k - K) * hz
+        w[k] = math.exp(-0.5 * z[k] * z[k])
+        total += w[k]
+        values(mu + std * z[k], vals, k)
+    for k in range(n):
+        w[k] /= total
+    terms = 1
+    if rho > 0.0:
+        terms = int(math.ceil(math.log(1e-17 * (1.0 - rho)) / math.log(rho)))
+    h_prev = np.zeros(n)
+    h = np.ones(n)
+    acc[:] = 0.0
+    factor = 1.0
+    for t in range(terms):
+        for a in used:
+            total = 0.0
             for k in range(n):
-                nxt = (z[k] * h[k] - rt * h_prev[k]) / rt1
-                h_prev[k] = h[k]
-                h[k] = nxt
-            factor *= rho[b]
-        for p in range(P):
-            out[p, b] = acc[p]
+                total += w[k] * vals[a, k] * h[k]
+            c[a] = total
+        for p in range(pairs.shape[0]):
+            acc[p] += factor * c[pairs[p, 0]] * c[pairs[p, 1]]
+        rt, rt1 = math.sqrt(t), math.sqrt(t + 1.0)
+        for k in range(n):
+            nxt = (z[k] * h[k] - rt * h_prev[k]) / rt1
+            h_prev[k] = h[k]
+            h[k] = nxt
+        factor *= rho
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
 def _rule(std, thin, spacing, zg, wg):
-    """Gauss-Hermite nodes for a thin dimension, else the trapezoid rule (normalised)."""
+    \"\"\"Gauss-Hermite nodes for a thin dimension, else the trapezoid rule (normalised).\"\"\"
     if std < thin:
         return zg, wg
     hz, K = _trapezoid(std, spacing)
@@ -291,28 +297,50 @@ def _rule(std, thin, spacing, zg, wg):
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
-def nested_product(mu, s, r, spacing, thin, zg, wg, pairs, used, out):
-    """Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product)."""
-    P = pairs.shape[0]
-    for b in range(mu.size):
-        zo, wo = _rule(r[b], thin, spacing, zg, wg)
-        zi, wi = _rule(s[b], thin, spacing, zg, wg)
-        vals = np.empty((N_OUT, zi.size))
-        inner = np.empty(N_OUT)
-        acc = np.zeros(P)
-        for o in range(zo.size):
-            base = mu[b] + r[b] * zo[o]
+def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
+    \"\"\"Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product).\"\"\"
+    zo, wo = _rule(r, thin, spacing, zg, wg)
+    zi, wi = _rule(s, thin, spacing, zg, wg)
+    vals = np.empty((N_OUT, zi.size))
+    acc[:] = 0.0
+    for o in range(zo.size):
+        base = mu + r * zo[o]
+        for i in range(zi.size):
+            values(base + s * zi[i], vals, i)
+        for a in used:
+            c = 0.0
             for i in range(zi.size):
-                values(base + s[b] * zi[i], vals, i)
-            for a in used:
-                c = 0.0
-                for i in range(zi.size):
-                    c += wi[i] * vals[a, i]
-                inner[a] = c
-            for p in range(P):
-                acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
-        for p in range(P):
+                c += wi[i] * vals[a, i]
+            inner[a] = c
+        for p in range(pairs.shape[0]):
+            acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def nested(mu, delta0, delta_inf, spacing, zg, wg, pairs, used, out):
+    \"\"\"out[p, b] = [[f_a, f_b]](mu[b], delta0[b], delta_inf[b]) for pairs[p] = (a, b), each
+    point by the rule lattice.nested_averages picks; returns 1 (nothing computed) on invalid
+    input.\"\"\"
+    for b in range(mu.size):
+        if _invalid(mu[b], delta0[b], spacing) or not (math.isfinite(delta_inf[b]) and delta_inf[b] >= 0.0) \\
+                or delta0[b] - delta_inf[b] < 0.0:
+            return 1
+    thin = THIN_FRACTION * spacing
+    inner = np.empty(N_OUT)
+    acc = np.empty(pairs.shape[0])
+    for b in range(mu.size):
+        s = math.sqrt(delta0[b] - delta_inf[b])
+        r = math.sqrt(delta_inf[b])
+        rho = delta_inf[b] / delta0[b] if delta0[b] > 0.0 else 0.0
+        if r < thin and rho <= MEHLER_RHO:
+            _mehler(mu[b], math.sqrt(delta0[b]), rho, spacing, pairs, used, inner, acc)
+        elif s >= thin and r >= thin:
+            _lattice(mu[b], s, r, spacing, pairs, used, inner, acc)
+        else:
+            _product(mu[b], s, r, spacing, thin, zg, wg, pairs, used, inner, acc)
+        for p in range(pairs.shape[0]):
             out[p, b] = acc[p]
+    return 0
 '''
 
 
@@ -337,7 +365,9 @@ def module_source(lams) -> str:
     except (TypeError, ValueError, NotImplementedError, sp.PrecisionExhausted) as exc:
         raise ValueError(f"integrands: cannot be compiled as scalar code ({exc})") from None
     prelude = _PRELUDE.format(n_out=len(lams), half_width=float(HALF_WIDTH), z_spacing=float(lattice.Z_SPACING),
-                              outer_z=float(lattice.OUTER_Z), max_stride=int(lattice.MAX_STRIDE))
+                              outer_z=float(lattice.OUTER_Z), max_stride=int(lattice.MAX_STRIDE),
+                              thin_fraction=float(lattice.THIN_FRACTION), mehler_rho=float(lattice.MEHLER_RHO),
+                              max_nodes=float(lattice.MAX_NODES))
     return prelude + integrands + _KERNELS
 
 

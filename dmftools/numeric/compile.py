@@ -110,6 +110,7 @@ class _AverageGroup:
         self._local = threading.local()
         self.fn = None
         self.kernels = None
+        self.pairs = ()
 
     def _index(self, lam):
         if lam not in self.integrands:
@@ -128,6 +129,7 @@ class _AverageGroup:
         x = sp.Dummy("x", real=True)
         bodies = [lam(x) for lam in self.integrands]
         self.fn = sp.lambdify([x], bodies, modules=_INTEGRAND_MODULES["numpy"], cse=True)
+        self.pairs = tuple(self.members)
         # compiled kernels of the same rules when numba is there (see numeric._jit)
         self.kernels = _jit.kernels(self.integrands) if self.jit else None
 
@@ -141,7 +143,7 @@ class _AverageGroup:
             n = len(self.integrands)
             fn = self.fn if n > 1 else (lambda x, _f=self.fn: _f(x)[0])
             if self.nested:
-                store.values = lattice.nested_averages(fn, n, self.members, *args, spacing=self.spacing,
+                store.values = lattice.nested_averages(fn, n, self.pairs, *args, spacing=self.spacing,
                                                        kernels=self.kernels)
             else:
                 singles = lattice.single_averages(fn, n, *args, spacing=self.spacing, kernels=self.kernels)
@@ -196,6 +198,15 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
 
     evaluate.__doc__ = fn.__doc__
     return evaluate
+
+
+def _stacked(values, args) -> np.ndarray:
+    """``np.stack(np.broadcast_arrays(*values))`` for values that are functions of the
+    arrays ``args`` (so of their broadcast shape at most), without intermediate views."""
+    out = np.empty((len(values),) + np.broadcast_shapes(*(np.shape(a) for a in args)))
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
 
 
 @dataclass(frozen=True)
@@ -368,19 +379,19 @@ class CompiledEquations:
         energy equation is divided by ``Delta_0 - Delta_inf``.
         """
         n = len(self.unknowns)
-        out = np.stack(np.broadcast_arrays(*self._compiled("system")(*ordered)))
+        out = _stacked(self._compiled("system")(*ordered), ordered)
         return out[:n], out[n:].reshape((n, n) + out.shape[1:])
 
     def parameter_jacobian(self, ordered: list):
         """``d F_i / d p_j`` of the solver residuals, shape ``(n, n_params, *batch)``, the
         parameters in the order of ``equations.parameters`` (numpy backend, no validation)."""
         n = len(self.unknowns)
-        out = np.stack(np.broadcast_arrays(*self._compiled("parameters")(*ordered)))
+        out = _stacked(self._compiled("parameters")(*ordered), ordered)
         return out.reshape((n, -1) + out.shape[1:])
 
     def stability(self, ordered: list):
         """Bulk radius ``(*batch)`` and outlier matrix ``(k, k, *batch)`` (stationary, numpy)."""
-        out = np.stack(np.broadcast_arrays(*self._compiled("stability")(*ordered)))
+        out = _stacked(self._compiled("stability")(*ordered), ordered)
         k = int(round(np.sqrt(out.shape[0] - 1)))
         return out[0], out[1:].reshape((k, k) + out.shape[1:])
 

@@ -93,6 +93,13 @@ def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return z, w / w.sum()
 
 
+@lru_cache(maxsize=64)
+def _pair_arrays(pairs: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``pairs`` as an (P, 2) integer array for the compiled kernels, and the integrands used."""
+    p = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return p, np.unique(p)
+
+
 def _as_outputs(values, n_out, shape):
     out = []
     for v in (values if n_out > 1 else [values]):
@@ -103,8 +110,13 @@ def _as_outputs(values, n_out, shape):
 
 
 def _flat(*arrays):
+    """Broadcast shape and the arrays as contiguous 1-D float arrays of that size."""
+    first = arrays[0]
+    if all(type(a) is np.ndarray and a.ndim == 1 and a.dtype == np.float64 and a.shape == first.shape
+           and a.flags.c_contiguous for a in arrays):
+        return first.shape, list(arrays)  # the solvers' case: no copies, no broadcasting
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
-    return arrays[0].shape, [a.reshape(-1) for a in arrays]
+    return arrays[0].shape, [np.ascontiguousarray(a.reshape(-1)) for a in arrays]
 
 
 def _check(name, value):
@@ -204,15 +216,16 @@ def single_averages(fn, n_out: int, mu, delta, *, spacing: float = SPACING, kern
     True
     """
     shape, (mu, delta) = _flat(mu, delta)
+    if kernels is not None:
+        values = np.empty((n_out, mu.size))
+        if kernels.single(mu, delta, float(spacing), values) == 0:
+            return [v.reshape(shape) for v in values]
+        # invalid input: the checks below say which
     _check("mu", np.abs(mu))
     _check("delta", delta)
     out = [np.empty(mu.size) for _ in range(n_out)]
     std = np.sqrt(delta)
     _check_nodes("delta", std, spacing)
-    if kernels is not None:
-        values = np.empty((n_out, mu.size))
-        kernels.single(np.ascontiguousarray(mu), np.ascontiguousarray(std), float(spacing), values)
-        return [v.reshape(shape) for v in values]
     for idx in _chunks(_trapezoid_nodes(std, spacing)):
         z, w = _trapezoid_rows(std[idx], spacing)
         x = mu[idx, None] + std[idx, None] * z
@@ -258,11 +271,17 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
     True
     """
     shape, (mu, delta0, delta_inf) = _flat(mu, delta0, delta_inf)
+    pairs = pairs if type(pairs) is tuple else tuple(tuple(int(i) for i in p) for p in pairs)
+    if kernels is not None:
+        p, used = _pair_arrays(pairs)
+        values = np.empty((p.shape[0], mu.size))
+        if kernels.nested(mu, delta0, delta_inf, float(spacing), *_gauss_hermite(GH_NODES), p, used, values) == 0:
+            return [v.reshape(shape) for v in values]
+        # invalid input: the checks below say which
     _check("mu", np.abs(mu))
     _check("delta0", delta0)
     _check("delta_inf", delta_inf)
     _check("delta0 - delta_inf", delta0 - delta_inf)
-    pairs = [tuple(p) for p in pairs]
     out = [np.empty(mu.size) for _ in pairs]
     s = np.sqrt(delta0 - delta_inf)
     r = np.sqrt(delta_inf)
@@ -272,9 +291,6 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
         rho = np.where(delta0 > 0, delta_inf / delta0, 0.0)
     mehler = (r < thin) & (rho <= MEHLER_RHO)
     lattice = (s >= thin) & (r >= thin)
-    if kernels is not None:
-        _compiled_nested(kernels, pairs, out, mu, delta0, s, r, rho, mehler, lattice, spacing, thin)
-        return [o.reshape(shape) for o in out]
     if np.any(mehler):
         idx = np.flatnonzero(mehler)
         for i, v in enumerate(_nested_mehler(fn, n_out, pairs, mu[idx], delta0[idx], rho[idx], spacing)):
@@ -293,25 +309,6 @@ def nested_averages(fn, n_out: int, pairs, mu, delta0, delta_inf, *, spacing: fl
             for i, v in enumerate(_nested_product(fn, n_out, pairs, mu[idx], s[idx], r[idx], spacing, thin)):
                 out[i][idx] = v
     return [o.reshape(shape) for o in out]
-
-
-def _compiled_nested(kernels, pairs, out, mu, delta0, s, r, rho, mehler, lattice, spacing, thin):
-    """:func:`nested_averages`' three rules by the compiled kernels, into ``out``."""
-    p = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    used = np.unique(p)
-    modes = (
-        (mehler, lambda i, o: kernels.nested_mehler(mu[i], np.sqrt(delta0[i]), rho[i], spacing, p, used, o)),
-        (lattice, lambda i, o: kernels.nested_lattice(mu[i], s[i], r[i], spacing, p, used, o)),
-        (~(mehler | lattice), lambda i, o: kernels.nested_product(mu[i], s[i], r[i], spacing, thin,
-                                                                  *_gauss_hermite(GH_NODES), p, used, o)),
-    )
-    for mask, run in modes:
-        if np.any(mask):
-            idx = np.flatnonzero(mask)
-            values = np.empty((p.shape[0], idx.size))
-            run(idx, values)
-            for i in range(p.shape[0]):
-                out[i][idx] = values[i]
 
 
 def _chunks(cost_per_row: np.ndarray):
