@@ -38,6 +38,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from ..model import logcosh
 from . import lattice
 from .quadrature import HALF_WIDTH
 
@@ -99,11 +100,21 @@ def cache_dir() -> Path:
     raise OSError("no writable cache directory for the compiled kernels; set DMFTOOLS_CACHE_DIR")
 
 
+class _LogcoshT(sp.Function):
+    """``log cosh(x)`` written with ``t = tanh(x)``: ``|x| - log1p(|t|)`` (one logarithm
+    where ``tanh`` is computed anyway for ``phi``; the same value to ~1e-16 absolute)."""
+
+    nargs = 2
+
+
 class _Printer(PythonCodePrinter):
     """Scalar code for numba: ``math`` functions, ``logcosh`` from the generated module."""
 
     def _print_logcosh(self, expr):
         return "logcosh(%s)" % self._print(expr.args[0])
+
+    def _print__LogcoshT(self, expr):
+        return "logcosh_t(%s, %s)" % (self._print(expr.args[0]), self._print(expr.args[1]))
 
 
 def _integrand_source(lams) -> str:
@@ -111,6 +122,9 @@ def _integrand_source(lams) -> str:
     subexpressions computed once."""
     x = sp.Dummy("x", real=True)
     bodies = [sp.sympify(lam(x)) for lam in lams]
+    uses_tanh = any(b.has(sp.tanh) for b in bodies)
+    if uses_tanh:  # share tanh between phi and its primitive (tanh and sigmoid models)
+        bodies = [b.replace(logcosh, lambda a: _LogcoshT(a, sp.tanh(a))) for b in bodies]
     replacements, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"))
     printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
     names = {x: sp.Symbol("x")}
@@ -152,6 +166,12 @@ def logcosh(x):
     return a + math.log1p(math.exp(-2.0 * a)) - LOG2
 
 
+@numba.njit(cache=True, fastmath=FLAGS)
+def logcosh_t(x, t):
+    # log cosh x = |x| - log2 + log1p(exp(-2|x|)) and 1 + exp(-2|x|) = 2 / (1 + |tanh x|)
+    return abs(x) - math.log1p(abs(t))
+
+
 '''
 
 _KERNELS = '''
@@ -163,6 +183,22 @@ def _trapezoid(std, spacing):
     if std > 0.0:
         hz = min(Z_SPACING, spacing / std)
     return hz, int(math.ceil(HALF_WIDTH / hz))
+
+
+@numba.njit(cache=True, fastmath=FLAGS)
+def _gaussian(K, hz):
+    """Normalised weights exp(-(k hz)^2 / 2), k = -K .. K: computed for k >= 0, mirrored."""
+    w = np.empty(2 * K + 1)
+    w[K] = 1.0
+    total = 1.0
+    for k in range(1, K + 1):
+        z = k * hz
+        w[K + k] = math.exp(-0.5 * z * z)
+        w[K - k] = w[K + k]
+        total += 2.0 * w[K + k]
+    for k in range(2 * K + 1):
+        w[k] /= total
+    return w
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
@@ -179,20 +215,23 @@ def single(mu, delta, spacing, out):
     for b in range(mu.size):
         if _invalid(mu[b], delta[b], spacing):
             return 1
-    buf = np.empty((N_OUT, 1))
+    buf = np.empty((N_OUT, 2))
     acc = np.empty(N_OUT)
     for b in range(mu.size):
         std = math.sqrt(delta[b])
         hz, K = _trapezoid(std, spacing)
-        acc[:] = 0.0
-        total = 0.0
-        for k in range(-K, K + 1):
+        values(mu[b], buf, 0)
+        for i in range(N_OUT):
+            acc[i] = buf[i, 0]
+        total = 1.0
+        for k in range(1, K + 1):  # nodes +-z share their weight: one exponential per pair
             z = k * hz
             w = math.exp(-0.5 * z * z)
+            total += 2.0 * w
             values(mu[b] + std * z, buf, 0)
-            total += w
+            values(mu[b] - std * z, buf, 1)
             for i in range(N_OUT):
-                acc[i] += w * buf[i, 0]
+                acc[i] += w * (buf[i, 0] + buf[i, 1])
         for i in range(N_OUT):
             out[i, b] = acc[i] / total
     return 0
@@ -212,20 +251,11 @@ def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
     for k in range(2 * centre + 1):
         values(mu + step * (k - centre), vals, k)
     nk = 2 * W + 1
-    kernel = np.empty(nk)
-    total = 0.0
-    for o in range(nk):
-        z = (o - W) * step / s
-        kernel[o] = math.exp(-0.5 * z * z)
-        total += kernel[o]
-    for o in range(nk):
-        kernel[o] /= total
+    kernel = _gaussian(W, step / s)
+    outer = _gaussian(J, outer_step / r)
     acc[:] = 0.0
-    wsum = 0.0
     for j in range(2 * J + 1):
-        z = (j - J) * outer_step / r
-        wj = math.exp(-0.5 * z * z)
-        wsum += wj
+        wj = outer[j]
         for a in used:
             window = vals[a, j * m: j * m + nk]
             c = 0.0
@@ -234,8 +264,6 @@ def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
             inner[a] = c
         for p in range(pairs.shape[0]):
             acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
-    for p in range(pairs.shape[0]):
-        acc[p] /= wsum
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
@@ -244,16 +272,11 @@ def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
     hz, K = _trapezoid(std, spacing)
     n = 2 * K + 1
     z = np.empty(n)
-    w = np.empty(n)
+    w = _gaussian(K, hz)
     vals = np.empty((N_OUT, n))
-    total = 0.0
     for k in range(n):
         z[k] = (k - K) * hz
-        w[k] = math.exp(-0.5 * z[k] * z[k])
-        total += w[k]
         values(mu + std * z[k], vals, k)
-    for k in range(n):
-        w[k] /= total
     terms = 1
     if rho > 0.0:
         terms = int(math.ceil(math.log(1e-17 * (1.0 - rho)) / math.log(rho)))
@@ -283,17 +306,10 @@ def _rule(std, thin, spacing, zg, wg):
     if std < thin:
         return zg, wg
     hz, K = _trapezoid(std, spacing)
-    n = 2 * K + 1
-    z = np.empty(n)
-    w = np.empty(n)
-    total = 0.0
-    for k in range(n):
+    z = np.empty(2 * K + 1)
+    for k in range(2 * K + 1):
         z[k] = (k - K) * hz
-        w[k] = math.exp(-0.5 * z[k] * z[k])
-        total += w[k]
-    for k in range(n):
-        w[k] /= total
-    return z, w
+    return z, _gaussian(K, hz)
 
 
 @numba.njit(cache=True, fastmath=FLAGS)
