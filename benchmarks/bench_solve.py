@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_solve.py            # full 200-point Fig. 1C sweep (classic: ~2-3 min)
     python benchmarks/bench_solve.py --quick    # 20-point slice
     python benchmarks/bench_solve.py --diagram 100   # also the 100 x 100 phase diagram
+    python benchmarks/bench_solve.py --numpy    # without the compiled kernels (numba)
 
 Times, in the same run, (1) the authors' algorithm reimplemented in ``benchmarks/_classic.py``
 (damped fixed-point iteration, step 0.2, tolerance 1e-8, 200-node Gauss-Hermite, nested
@@ -16,7 +17,9 @@ dmftools' timings are the best of ``--repeat`` runs (default 3; compiled equatio
 cached after a first untimed call, as in a session), the classic baseline runs once.
 With ``--diagram N`` it also times an N x N phase diagram (solutions and regions): in-process,
 on a process pool of the usable cores (``executor=``, one band per core and state), and
-once with the boundary curves.
+once with the boundary curves. The quadrature runs in the compiled kernels when numba is
+installed (``pip install ".[jit]"``; compiled once and cached on disk, so the first run on
+a machine also compiles them, outside the timings); ``--numpy`` times the numpy rules.
 """
 
 from __future__ import annotations
@@ -33,8 +36,15 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import dmftools as dmf  # noqa: E402
+from dmftools.numeric import _jit  # noqa: E402
 from dmftools.phase._diagram import _default_bands  # noqa: E402
 from _classic import classic_sweep  # noqa: E402
+
+
+def _numba_version() -> str:
+    import numba
+
+    return numba.__version__
 
 
 def main(argv=None):
@@ -42,7 +52,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="20-point slice of the sweep")
     parser.add_argument("--diagram", type=int, default=0, help="also time an N x N phase diagram")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many dmftools runs")
+    parser.add_argument("--numpy", action="store_true", help="numpy rules only (DMFTOOLS_JIT=0)")
     args = parser.parse_args(argv)
+    if args.numpy:
+        os.environ[_jit.ENV] = "0"  # read when the equations are compiled, below
+    print("quadrature:", f"compiled kernels (numba {_numba_version()})" if _jit.available() else "numpy rules")
     g = np.linspace(1e-4, 4, 20 if args.quick else 200)
     net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
     dmf.solve(net, g=1.0)  # compile once (cached per session), not part of the timing

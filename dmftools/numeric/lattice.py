@@ -37,7 +37,10 @@ Delta_inf -> 0``), that dimension is integrated by 13-point Gauss-Hermite (exact
 All integrands of one group of averages are passed as one multi-output callable, so
 shared subexpressions (``tanh(x)`` in ``tanh``, ``tanh'``, ``tanh''``) are computed once.
 The accuracy of these rules against mpmath (30 digits) and closed forms is tested in
-``tests/test_lattice.py`` (every path) and tabulated in ``docs/accuracy.md``.
+``tests/test_lattice.py`` (every path) and tabulated in ``docs/accuracy.md``. With numba
+installed, the compiled equations evaluate the same rules in compiled kernels
+(``kernels=``, :mod:`dmftools.numeric._jit`); this module's numpy implementation is their
+reference (``tests/test_jit.py``).
 """
 
 from __future__ import annotations
