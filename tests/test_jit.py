@@ -193,3 +193,49 @@ def test_invalid_nested_input_gets_the_numpy_rules_errors(tanh_kernels, args, ma
 def test_invalid_single_input_gets_the_numpy_rules_errors(tanh_kernels, args, match):
     with pytest.raises(ValueError, match=match):
         lattice.single_averages(_np_integrands, 4, *args, kernels=tanh_kernels)
+
+
+@pytest.mark.parametrize("net, regime", [
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0), "current"),
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.4, phi="erf"), "current"),
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.3), "rate"),
+])
+@pytest.mark.parametrize("state", ["stationary", "chaotic"])
+def test_fused_system_equals_the_lambdified_one(net, regime, state):
+    """The solvers' residuals and Jacobian, compiled around the kernels (fused=True), against
+    the lambdified expressions calling the numpy rules, at random columns."""
+    eqs = dmf.derive(net, state=state, regime=regime)
+    args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
+    exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals) + tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
+    fused = compile_expressions(exprs, args, spacing=lattice.SPACING, fused=True)
+    slow = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=False)
+    rng = np.random.default_rng(11)
+    B = 40
+    d0 = rng.uniform(0.01, 20.0, B)
+    unknowns = [rng.uniform(-1, 1, B), d0]
+    if state == "chaotic":
+        unknowns.append(d0 * rng.uniform(0.0, 0.99, B))
+    unknowns.append(rng.uniform(-2, 2, B))
+    params = [rng.uniform(0.1, 4, B)] + [np.full(B, float(v)) for v in list(eqs.parameter_values.values())[1:]]
+    a = fused(*unknowns, *params)
+    assert isinstance(a, np.ndarray) and a.shape == (len(exprs), B)
+    b = np.stack(np.broadcast_arrays(*slow(*unknowns, *params)))
+    # as above: round-off of reordered sums (~1e-14 of terms ~10); the chaotic energy
+    # equation is divided by the gap delta0 - delta_inf, its derivatives by the gap squared
+    gap = np.minimum(1.0, unknowns[1] - unknowns[2]) if state == "chaotic" else np.ones(B)
+    assert np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)) * gap**2) <= 1e-12
+    # broadcasting scalars like the lambdified function
+    a0 = fused(*[u[0] for u in unknowns], *[p[0] for p in params])
+    np.testing.assert_allclose(a0, a[:, 0], rtol=0, atol=1e-15)
+
+
+def test_fused_system_returns_inf_not_an_exception_where_numpy_does():
+    """A zero gap delta0 = delta_inf divides by zero in the chaotic energy equation: inf or
+    NaN, as numpy gives (the solvers treat non-finite residuals as failed steps)."""
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    eqs = dmf.derive(net, state="chaotic")
+    args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
+    exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals)
+    fused = compile_expressions(exprs, args, spacing=lattice.SPACING, fused=True)
+    out = fused(0.1, 2.0, 2.0, 0.3, 2.0, 1.1, 2.0, 1.0, 1.0)
+    assert not np.all(np.isfinite(out[2]))

@@ -8,6 +8,11 @@ integrands are evaluated node by node (SymPy's common subexpressions shared), th
 Gaussian convolutions are dot products the compiler vectorises, and no array is padded to
 the widest point of a chunk.
 
+For the solvers' residuals and Jacobian (``CompiledEquations.system``) the expressions
+around the averages are compiled as well (:func:`algebra`): one evaluation is then one
+kernel call per group of averages and one call for the rest, where numpy made some forty
+small array operations.
+
 The rules are exactly those of :mod:`~dmftools.numeric.lattice` (same nodes, weights and
 truncations, per point); only the order of the floating-point sums differs
 (``fastmath`` with re-association and contraction only, so NaN and inf still propagate),
@@ -42,7 +47,7 @@ from ..model import logcosh
 from . import lattice
 from .quadrature import HALF_WIDTH
 
-__all__ = ["available", "kernels", "cache_dir"]
+__all__ = ["available", "kernels", "algebra", "cache_dir"]
 
 #: Environment variable: "0" disables the compiled kernels.
 ENV = "DMFTOOLS_JIT"
@@ -128,7 +133,7 @@ def _integrand_source(lams) -> str:
     replacements, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"))
     printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
     names = {x: sp.Symbol("x")}
-    lines = ["@numba.njit(cache=True, fastmath=FLAGS)", "def values(x, out, k):"]
+    lines = ["@numba.njit(cache=True, fastmath=FLAGS, error_model='numpy')", "def values(x, out, k):"]
     for sym, expr in replacements:
         lines.append(f"    {sym} = {printer.doprint(expr.xreplace(names))}")
     for i, expr in enumerate(reduced):
@@ -160,13 +165,13 @@ MAX_NODES = {max_nodes!r}
 LOG2 = math.log(2.0)
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def logcosh(x):
     a = abs(x)
     return a + math.log1p(math.exp(-2.0 * a)) - LOG2
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def logcosh_t(x, t):
     # log cosh x = |x| - log2 + log1p(exp(-2|x|)) and 1 + exp(-2|x|) = 2 / (1 + |tanh x|)
     return abs(x) - math.log1p(abs(t))
@@ -176,7 +181,7 @@ def logcosh_t(x, t):
 
 _KERNELS = '''
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _trapezoid(std, spacing):
     \"\"\"Step in z and half-count of the trapezoid rule of lattice._trapezoid_rows.\"\"\"
     hz = Z_SPACING
@@ -185,7 +190,7 @@ def _trapezoid(std, spacing):
     return hz, int(math.ceil(HALF_WIDTH / hz))
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _gaussian(K, hz):
     """Normalised weights exp(-(k hz)^2 / 2), k = -K .. K: computed for k >= 0, mirrored."""
     w = np.empty(2 * K + 1)
@@ -201,7 +206,7 @@ def _gaussian(K, hz):
     return w
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _invalid(mu, variance, spacing):
     \"\"\"Non-finite input, a negative variance, or more nodes than MAX_NODES.\"\"\"
     if not (math.isfinite(mu) and math.isfinite(variance)) or variance < 0.0:
@@ -209,7 +214,7 @@ def _invalid(mu, variance, spacing):
     return 2.0 * HALF_WIDTH * math.sqrt(variance) / spacing + 1.0 > MAX_NODES
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def single(mu, delta, spacing, out):
     \"\"\"out[i, b] = [f_i](mu[b], delta[b]); returns 1 (nothing computed) on invalid input.\"\"\"
     for b in range(mu.size):
@@ -237,7 +242,7 @@ def single(mu, delta, spacing, out):
     return 0
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
     \"\"\"Inner and outer rules on one lattice (lattice._nested_lattice), into acc.\"\"\"
     step = min(spacing, Z_SPACING * min(s, r))
@@ -266,7 +271,7 @@ def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
             acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
     \"\"\"Mehler's series, coefficients from the trapezoid rule (lattice._nested_mehler).\"\"\"
     hz, K = _trapezoid(std, spacing)
@@ -300,7 +305,7 @@ def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
         factor *= rho
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _rule(std, thin, spacing, zg, wg):
     \"\"\"Gauss-Hermite nodes for a thin dimension, else the trapezoid rule (normalised).\"\"\"
     if std < thin:
@@ -312,7 +317,7 @@ def _rule(std, thin, spacing, zg, wg):
     return z, _gaussian(K, hz)
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
     \"\"\"Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product).\"\"\"
     zo, wo = _rule(r, thin, spacing, zg, wg)
@@ -332,7 +337,7 @@ def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
             acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
 
 
-@numba.njit(cache=True, fastmath=FLAGS)
+@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
 def nested(mu, delta0, delta_inf, spacing, zg, wg, pairs, used, out):
     \"\"\"out[p, b] = [[f_a, f_b]](mu[b], delta0[b], delta_inf[b]) for pairs[p] = (a, b), each
     point by the rule lattice.nested_averages picks; returns 1 (nothing computed) on invalid
@@ -387,19 +392,8 @@ def module_source(lams) -> str:
     return prelude + integrands + _KERNELS
 
 
-def kernels(lams):
-    """The compiled kernel module for the integrands ``lams``, or None (numba missing,
-    disabled with ``DMFTOOLS_JIT=0``, or integrands it cannot compile).
-
-    The module is generated once per process and group (and cached on disk by numba); its
-    functions compile on first call.
-    """
-    if not available():
-        return None
-    try:
-        source = module_source(lams)
-    except ValueError:
-        return None
+def _load(source: str):
+    """Write ``source`` to the cache directory (once) and import it; None if impossible."""
     key = hashlib.sha256(source.encode()).hexdigest()[:20]
     with _lock:
         if key in _modules:
@@ -420,3 +414,79 @@ def kernels(lams):
             module = None
         _modules[key] = module
         return module
+
+
+def kernels(lams):
+    """The compiled kernel module for the integrands ``lams``, or None (numba missing,
+    disabled with ``DMFTOOLS_JIT=0``, or integrands it cannot compile).
+
+    The module is generated once per process and group (and cached on disk by numba); its
+    functions compile on first call.
+    """
+    if not available():
+        return None
+    try:
+        source = module_source(lams)
+    except ValueError:
+        return None
+    return _load(source)
+
+
+_ALGEBRA = '''\
+# Generated by dmftools.numeric._jit: expressions of the arguments and of average values.
+import math
+
+import numba
+
+
+@numba.njit(cache=True, fastmath={{"reassoc", "contract"}}, error_model="numpy")
+def algebra({params}, out):
+    for b in range(out.shape[1]):
+{body}
+'''
+
+
+def algebra_source(args, values, exprs) -> str:
+    """Source of ``algebra(*args, *values, out)``: ``out[i, b] = exprs[i]`` at column ``b`` of
+    the 1-D arrays ``args`` (SymPy symbols) and ``values`` (symbols standing for averages).
+    Raises ValueError if an expression cannot be printed as scalar ``math`` code.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from dmftools.numeric._jit import algebra_source
+    >>> x, v = sp.symbols("x v")
+    >>> print(algebra_source([x], [v], [x * v, sp.sqrt(x)]).splitlines()[-2:])
+    ['        out[0, b] = a0[b]*v0[b]', '        out[1, b] = math.sqrt(a0[b])']
+    """
+    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
+    names = {}
+    for i, a in enumerate(args):
+        names[a] = sp.Symbol(f"a{i}[b]")
+    for i, v in enumerate(values):
+        names[v] = sp.Symbol(f"v{i}[b]")
+    try:
+        replacements, reduced = sp.cse([sp.sympify(e).xreplace(names) for e in exprs],
+                                       symbols=sp.numbered_symbols("c"))
+        lines = [f"        {sym} = {printer.doprint(e)}" for sym, e in replacements]
+        lines += [f"        out[{i}, b] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise ValueError(f"exprs: cannot be compiled as scalar code ({exc})") from None
+    imports = sorted(m for m in printer.module_imports if m != "math")
+    if imports:
+        raise ValueError(f"exprs: need modules {imports}")
+    params = ", ".join([f"a{i}" for i in range(len(args))] + [f"v{i}" for i in range(len(values))])
+    return _ALGEBRA.format(params=params, body="\n".join(lines) or "        pass")
+
+
+def algebra(args, values, exprs):
+    """The compiled ``algebra`` function of :func:`algebra_source`, or None (numba missing or
+    disabled, or expressions it cannot print)."""
+    if not available():
+        return None
+    try:
+        source = algebra_source(args, values, exprs)
+    except ValueError:
+        return None
+    module = _load(source)
+    return None if module is None else module.algebra

@@ -61,6 +61,7 @@ def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None, jit=True):
     namespace = {}
     replacements = {}
     groups: dict = {}
+    where = {}  # grouped applications -> (group, member position)
     for expr in exprs:
         for node in sp.preorder_traversal(expr):
             if node in replacements or not isinstance(node, (GaussAvg, GaussCov)):
@@ -69,8 +70,9 @@ def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None, jit=True):
             nested = isinstance(node, GaussCov)
             stat_args = node.args[2:] if nested else node.args[1:]
             if spacing is not None and backend == "numpy":
-                group = groups.setdefault((nested, stat_args), _AverageGroup(nested, spacing, jit))
+                group = groups.setdefault((nested, stat_args), _AverageGroup(nested, spacing, jit, stat_args))
                 namespace[name] = group.member(node.args[:2] if nested else node.args[:1])
+                where[sp.Function(name)(*stat_args)] = (group, len(group.members) - 1)
             elif not nested:
                 f = _integrand(node.args[0], backend)
                 if backend == "numpy":
@@ -89,7 +91,7 @@ def _bind_averages(exprs, backend, nodes, nested_nodes, spacing=None, jit=True):
         group.finalise()
     # averages never nest inside one another's arguments
     bound = [expr.xreplace(replacements) for expr in exprs]
-    return bound, namespace, tuple(groups.values())
+    return bound, namespace, tuple(groups.values()), where
 
 
 class _AverageGroup:
@@ -101,8 +103,9 @@ class _AverageGroup:
     so it never outlives one evaluation.
     """
 
-    def __init__(self, nested: bool, spacing: float, jit: bool = True):
+    def __init__(self, nested: bool, spacing: float, jit: bool = True, stat_args: tuple = ()):
         self.nested = nested
+        self.stat_args = stat_args
         self.spacing = spacing
         self.jit = jit
         self.integrands: list[sp.Lambda] = []
@@ -136,6 +139,15 @@ class _AverageGroup:
     def reset(self):
         self._local.args = None
 
+    def evaluate(self, *args) -> list:
+        """Every member's values at the statistics ``args`` (no store)."""
+        n = len(self.integrands)
+        fn = self.fn if n > 1 else (lambda x, _f=self.fn: _f(x)[0])
+        if self.nested:
+            return lattice.nested_averages(fn, n, self.pairs, *args, spacing=self.spacing, kernels=self.kernels)
+        singles = lattice.single_averages(fn, n, *args, spacing=self.spacing, kernels=self.kernels)
+        return [singles[k[0]] for k in self.members]
+
     def value(self, position, args):
         store = self._local
         cached = getattr(store, "args", None)
@@ -154,7 +166,8 @@ class _AverageGroup:
 
 @functools.lru_cache(maxsize=128)
 def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes: int = quad.DEFAULT_NODES,
-                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, spacing: float | None = None, jit: bool = True):
+                        nested_nodes: int = quad.DEFAULT_NESTED_NODES, spacing: float | None = None, jit: bool = True,
+                        fused: bool = False):
     """Lambdify a tuple of concrete expressions (averages allowed) of ``args``.
 
     Cached by expression: the same equations compile once per session. The mpmath
@@ -164,6 +177,10 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
     ``nested_nodes``. ``jit``: evaluate the lattice rules with compiled kernels when numba
     is installed (:mod:`dmftools.numeric._jit`; the same rules, equal to round-off);
     ``False`` keeps the numpy implementation (the reference the kernels are tested against).
+    ``fused`` (with the kernels): the expressions around the averages are compiled too, one
+    call per group of averages and one for the rest (:func:`_fused`); the function then
+    returns one array ``(len(exprs), *shape)``. For the solvers' hot path: it costs a
+    compilation per set of expressions.
 
     Returns
     -------
@@ -182,7 +199,11 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
-    bound, namespace, groups = _bind_averages(exprs, backend, nodes, nested_nodes, spacing, jit)
+    bound, namespace, groups, where = _bind_averages(exprs, backend, nodes, nested_nodes, spacing, jit)
+    if fused and groups and all(group.kernels is not None for group in groups):
+        fast = _fused(args, bound, groups, where)
+        if fast is not None:
+            return fast
     fn = sp.lambdify(args, list(bound), modules=[namespace, *_INTEGRAND_MODULES[backend]], cse=True)
     if not groups:
         return fn
@@ -203,10 +224,34 @@ def compile_expressions(exprs: tuple, args: tuple, backend: str = "numpy", nodes
 def _stacked(values, args) -> np.ndarray:
     """``np.stack(np.broadcast_arrays(*values))`` for values that are functions of the
     arrays ``args`` (so of their broadcast shape at most), without intermediate views."""
+    if isinstance(values, np.ndarray):
+        return values  # already stacked (fused evaluation)
     out = np.empty((len(values),) + np.broadcast_shapes(*(np.shape(a) for a in args)))
     for i, v in enumerate(values):
         out[i] = v
     return out
+
+
+def _fused(args, bound, groups, where):
+    """``fn(*values) -> ndarray (len(bound), *shape)``: each group of averages by its kernels,
+    then the expressions around them compiled (:func:`dmftools.numeric._jit.algebra`); None
+    when they cannot be compiled."""
+    symbols = {app: sp.Symbol(f"avg{i}") for i, app in enumerate(where)}
+    algebra = _jit.algebra(args, list(symbols.values()), [sp.sympify(e).xreplace(symbols) for e in bound])
+    if algebra is None:
+        return None
+    stats = [sp.lambdify(args, list(group.stat_args), modules=["numpy"]) for group in groups]
+    slot = [(groups.index(where[app][0]), where[app][1]) for app in symbols]
+    n = len(bound)
+
+    def evaluate(*values):
+        shape, arrays = lattice._flat(*values)
+        members = [group.evaluate(*lattice._flat(*stat(*arrays))[1]) for group, stat in zip(groups, stats)]
+        out = np.empty((n, arrays[0].size if arrays else 1))
+        algebra(*arrays, *(members[g][k] for g, k in slot), out)
+        return out.reshape((n,) + shape)
+
+    return evaluate
 
 
 @dataclass(frozen=True)
@@ -365,7 +410,8 @@ class CompiledEquations:
                 exprs = tuple(eqs.concrete(j) for j in jac)
             else:  # pragma: no cover - internal
                 raise ValueError(kind)
-            self._cache[kind] = compile_expressions(exprs, args, **self._options())
+            # the solvers' hot path: fused (one compiled call around the averages' kernels)
+            self._cache[kind] = compile_expressions(exprs, args, **self._options(), fused=kind == "system")
         return self._cache[kind]
 
     def ordered(self, unknowns, params: dict) -> list:
