@@ -122,28 +122,40 @@ def test_nested_kernels_match_numpy_anywhere(tanh_kernels, mu, d0, frac):
     assert _close(fast, slow) <= ROUNDOFF
 
 
-def test_compiled_equations_with_and_without_kernels():
-    """Residuals and Jacobian of the chaotic and stationary systems at random points."""
-    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
-    rng = np.random.default_rng(3)
-    for state in ("stationary", "chaotic"):
-        eqs = dmf.derive(net, state=state)
-        args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
-        exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals) + \
-            tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
-        fast = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=True)
-        slow = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=False)
-        B = 50
-        d0 = rng.uniform(0.0, 20.0, B)
-        unknowns = [rng.uniform(-1, 1, B), d0]
-        if state == "chaotic":
-            unknowns.append(d0 * rng.uniform(0.0, 0.99, B))
-        unknowns.append(rng.uniform(-2, 2, B))
-        params = [rng.uniform(0.1, 4, B)] + [np.full(B, v) for v in (1.1, 2.0, 1.0, 1.0)]
-        a = np.stack(np.broadcast_arrays(*fast(*unknowns, *params)))
-        b = np.stack(np.broadcast_arrays(*slow(*unknowns, *params)))
-        # sums of products of averages of size ~10: round-off ~1e-14 of the largest term
-        assert np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))) <= 1e-12, state
+def _system_at_random_columns(net, state, regime, seed, B=40):
+    """The solvers' residuals + Jacobian expressions and random columns (unknowns, then
+    parameters), with the relative weight of each column's round-off: the chaotic energy
+    equation is divided by the gap delta0 - delta_inf, its derivatives by its square."""
+    eqs = dmf.derive(net, state=state, regime=regime)
+    args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
+    exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals) + tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
+    rng = np.random.default_rng(seed)
+    d0 = rng.uniform(0.01, 20.0, B)
+    unknowns = [rng.uniform(-1, 1, B), d0]
+    if state == "chaotic":
+        unknowns.append(d0 * rng.uniform(0.0, 0.99, B))
+    unknowns.append(rng.uniform(-2, 2, B))
+    params = [rng.uniform(0.1, 4, B)] + [np.full(B, float(v)) for v in list(eqs.parameter_values.values())[1:]]
+    gap = np.minimum(1.0, unknowns[1] - unknowns[2]) if state == "chaotic" else np.ones(B)
+    return args, exprs, unknowns + params, gap**2
+
+
+def _worst(a, b, weight):
+    # round-off of reordered sums: ~1e-14 of terms of size ~10, amplified by 1 / weight
+    return np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)) * weight)
+
+
+@pytest.mark.parametrize("state", ["stationary", "chaotic"])
+def test_compiled_equations_with_and_without_kernels(state):
+    """Residuals and Jacobian as lambdified expressions calling the kernels (as for every
+    compiled function but the solvers' system) against the numpy rules."""
+    args, exprs, columns, weight = _system_at_random_columns(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0),
+                                                             state, "current", 3)
+    fast = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=True)
+    slow = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=False)
+    a = np.stack(np.broadcast_arrays(*fast(*columns)))
+    b = np.stack(np.broadcast_arrays(*slow(*columns)))
+    assert _worst(a, b, weight) <= 1e-12
 
 
 def test_integrands_it_cannot_print_fall_back_to_numpy():
@@ -204,29 +216,14 @@ def test_invalid_single_input_gets_the_numpy_rules_errors(tanh_kernels, args, ma
 def test_fused_system_equals_the_lambdified_one(net, regime, state):
     """The solvers' residuals and Jacobian, compiled around the kernels (fused=True), against
     the lambdified expressions calling the numpy rules, at random columns."""
-    eqs = dmf.derive(net, state=state, regime=regime)
-    args = tuple(eqs.unknowns) + tuple(eqs.parameters.values())
-    exprs = tuple(eqs.concrete(r) for r in eqs.solver_residuals) + tuple(eqs.concrete(j) for j in eqs.solver_jacobian())
+    args, exprs, columns, weight = _system_at_random_columns(net, state, regime, 11)
     fused = compile_expressions(exprs, args, spacing=lattice.SPACING, fused=True)
     slow = compile_expressions(exprs, args, spacing=lattice.SPACING, jit=False)
-    rng = np.random.default_rng(11)
-    B = 40
-    d0 = rng.uniform(0.01, 20.0, B)
-    unknowns = [rng.uniform(-1, 1, B), d0]
-    if state == "chaotic":
-        unknowns.append(d0 * rng.uniform(0.0, 0.99, B))
-    unknowns.append(rng.uniform(-2, 2, B))
-    params = [rng.uniform(0.1, 4, B)] + [np.full(B, float(v)) for v in list(eqs.parameter_values.values())[1:]]
-    a = fused(*unknowns, *params)
-    assert isinstance(a, np.ndarray) and a.shape == (len(exprs), B)
-    b = np.stack(np.broadcast_arrays(*slow(*unknowns, *params)))
-    # as above: round-off of reordered sums (~1e-14 of terms ~10); the chaotic energy
-    # equation is divided by the gap delta0 - delta_inf, its derivatives by the gap squared
-    gap = np.minimum(1.0, unknowns[1] - unknowns[2]) if state == "chaotic" else np.ones(B)
-    assert np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b)) * gap**2) <= 1e-12
-    # broadcasting scalars like the lambdified function
-    a0 = fused(*[u[0] for u in unknowns], *[p[0] for p in params])
-    np.testing.assert_allclose(a0, a[:, 0], rtol=0, atol=1e-15)
+    a = fused(*columns)
+    assert isinstance(a, np.ndarray) and a.shape == (len(exprs), weight.size)
+    assert _worst(a, np.stack(np.broadcast_arrays(*slow(*columns))), weight) <= 1e-12
+    # scalars broadcast like the lambdified function
+    np.testing.assert_allclose(fused(*[c[0] for c in columns]), a[:, 0], rtol=0, atol=1e-15)
 
 
 def test_fused_system_returns_inf_not_an_exception_where_numpy_does():
