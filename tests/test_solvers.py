@@ -386,6 +386,24 @@ def test_grid_solve_finds_every_root_a_point_by_point_multistart_finds():
     assert np.sum(grid["chaotic"].found[:, 6, 7] & (np.abs(grid["chaotic"].values["kappa"][:, 6, 7]) > 1e-3)) == 2
 
 
+def test_points_whose_interpolated_starts_miss_get_every_neighbouring_root(monkeypatch):
+    """A new point whose Newton run from the interpolated roots does not recover all of them
+    (here forced: one iteration allowed) goes on from every neighbouring root: the grid's
+    roots are those of the default solve (regression: such points once raised a shape
+    error when others in the same batch hit)."""
+    from dmftools.solvers import _solve
+
+    g, overlap = np.linspace(0.5, 3.5, 9), np.linspace(0.5, 3.5, 8)
+    gg, oo = np.meshgrid(g, overlap, indexing="ij")
+    # 72 points: more than _COARSE_ABOVE, so refined from a coarse subgrid
+    default = dmf.solve(NET, g=gg, Mn=oo / FIG1["Mm"])
+    monkeypatch.setattr(_solve, "_REFINE_MAXITER", 1)
+    monkeypatch.setattr(_solve, "_COARSE_PER_AXIS", 3)
+    forced = dmf.solve(NET, g=gg, Mn=oo / FIG1["Mm"])
+    for state in ("stationary", "chaotic"):
+        assert np.array_equal(forced[state].found.sum(axis=0), default[state].found.sum(axis=0)), state
+
+
 def test_batched_backtracking_accepts_the_steps_of_one_halving_at_a_time(monkeypatch):
     """After the first halving, Newton evaluates a column's remaining halvings in one call;
     it must accept the same step as halving one at a time (the largest step that does not

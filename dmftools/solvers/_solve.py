@@ -423,7 +423,7 @@ def _solve_new(cf, state, flat, store, new, nb, pos, xm, maxiter, half=False):
         if G > sols.shape[1]:
             sols = np.concatenate([sols, np.full((new.size, G - sols.shape[1], sols.shape[2]), np.nan)], axis=1)
         sols[i[hit], :G] = s_i[hit]
-        counts[i[hit]] = c
+        counts[i[hit]] = c[hit]
         good[i[hit]] = True
     rest = np.flatnonzero(~good)
     if rest.size:
