@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..numeric import _jit
+
 __all__ = ["NewtonResult", "newton"]
 
 #: Iterates keep this fraction of the distance to a variance boundary.
@@ -89,8 +91,22 @@ def _projector(chaotic):
     return project
 
 
+_COMPILED = []  # the compiled batched solver (or None), looked up on first use
+
+
 def _solve_linear(J, F):
-    """Batched ``J du = -F``; singular columns get ``du = nan`` (they are then stopped)."""
+    """Batched ``J du = -F``; singular columns get ``du = nan`` (they are then stopped).
+
+    With numba, Gaussian elimination with partial pivoting in one compiled loop
+    (:func:`dmftools.numeric._jit.linear_solver`); otherwise LAPACK through numpy, whose
+    per-call cost exceeds the work for the few small systems of a Newton step."""
+    if not _COMPILED:
+        _COMPILED.append(_jit.linear_solver())
+    solve = _COMPILED[0]
+    if solve is not None:
+        out = np.empty(F.shape)
+        solve(np.ascontiguousarray(J, dtype=float), np.ascontiguousarray(F, dtype=float), out)
+        return out
     A = np.moveaxis(J, -1, 0)  # (B, n, n)
     b = np.moveaxis(F, -1, 0)[..., None]
     try:
