@@ -255,15 +255,18 @@ class NewtonBatch:
         if act.size:
             ua, na = self.u[:, act], self._norm
             bad = ~np.all(np.isfinite(self._du), axis=0)
-            alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, _nan_to_num(self._du), self.chaotic)))
             du = _nan_to_num(self._du)
+            alpha = np.where(bad, 0.0, np.minimum(1.0, _feasible_fraction(ua, du, self.chaotic)))
             # backtracking on max|F|; variances are projected onto >= 0 (a zero variance is
             # a legitimate solution, e.g. the homogeneous fixed point at g < 1)
             trial_u = project(ua + alpha * du)
         else:
             trial_u = np.empty((n, 0))
-        F, J = self.system(np.concatenate([trial_u, self.u[:, new]], axis=1),
-                           [np.concatenate([q, p[new]]) for q, p in zip(pa, self.params)])
+        if new.size:
+            F, J = self.system(np.concatenate([trial_u, self.u[:, new]], axis=1),
+                               [np.concatenate([q, p[new]]) for q, p in zip(pa, self.params)])
+        else:
+            F, J = self.system(trial_u, pa)
         norm = np.max(np.abs(F), axis=0)
         norm = np.where(np.isfinite(norm), norm, np.inf)
         finished = []
