@@ -258,3 +258,11 @@ def test_linear_solver_equals_lapack_and_flags_singular_columns():
             # backward-stable elimination: error <= ~eps * cond * |x|
             tol = 1e-14 * np.linalg.cond(J[..., b]) * max(1.0, np.max(np.abs(ref)))
             assert np.max(np.abs(out[:, b] - ref)) <= tol, (n, b)
+
+
+def test_odd_integrands_average_to_exactly_zero_at_zero_mean(tanh_kernels):
+    """Nodes +-z are summed in pairs, so [tanh](0, Delta) and [tanh''](0, Delta) are exactly 0
+    (the kappa -> -kappa symmetry of the equations is then exact, not up to round-off)."""
+    delta = np.array([0.0, 1e-3, 1.0, 7.3, 100.0])
+    values = lattice.single_averages(None, 4, np.zeros(delta.size), delta, kernels=tanh_kernels)
+    assert np.all(values[0] == 0.0) and np.all(values[3] == 0.0)

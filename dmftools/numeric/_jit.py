@@ -122,28 +122,32 @@ class _Printer(PythonCodePrinter):
         return "logcosh_t(%s, %s)" % (self._print(expr.args[0]), self._print(expr.args[1]))
 
 
+def _scalar_lines(exprs, target: str, indent: str) -> list[str]:
+    """Assignments computing ``exprs`` as scalar ``math`` code, common subexpressions
+    (``c0, c1, ...``) first, expression ``i`` into ``target.format(i)``. Raises ValueError
+    (with the printer's reason) for what cannot be printed so."""
+    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
+    try:
+        replacements, reduced = sp.cse([sp.sympify(e) for e in exprs], symbols=sp.numbered_symbols("c"))
+        lines = [f"{indent}{sym} = {printer.doprint(e)}" for sym, e in replacements]
+        lines += [f"{indent}{target.format(i)} = {printer.doprint(e)}" for i, e in enumerate(reduced)]
+    except (TypeError, ValueError, NotImplementedError, sp.PrecisionExhausted) as exc:
+        raise ValueError(str(exc)) from None
+    imports = sorted(m for m in printer.module_imports if m != "math")
+    if imports:
+        raise ValueError(f"needs modules {imports}")
+    return lines
+
+
 def _integrand_source(lams) -> str:
     """``values(x, out, k)``: ``out[i, k] = f_i(x)`` for every integrand, common
     subexpressions computed once."""
     x = sp.Dummy("x", real=True)
-    bodies = [sp.sympify(lam(x)) for lam in lams]
-    uses_tanh = any(b.has(sp.tanh) for b in bodies)
-    if uses_tanh:  # share tanh between phi and its primitive (tanh and sigmoid models)
+    bodies = [sp.sympify(lam(x)).xreplace({x: sp.Symbol("x")}) for lam in lams]
+    if any(b.has(sp.tanh) for b in bodies):  # share tanh between phi and its primitive (tanh, sigmoid)
         bodies = [b.replace(logcosh, lambda a: _LogcoshT(a, sp.tanh(a))) for b in bodies]
-    replacements, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"))
-    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
-    names = {x: sp.Symbol("x")}
     lines = ["@numba.njit(cache=True, fastmath=FLAGS, error_model='numpy')", "def values(x, out, k):"]
-    for sym, expr in replacements:
-        lines.append(f"    {sym} = {printer.doprint(expr.xreplace(names))}")
-    for i, expr in enumerate(reduced):
-        lines.append(f"    out[{i}, k] = {printer.doprint(sp.sympify(expr).xreplace(names))}")
-    if printer._not_supported:  # pragma: no cover - strict printers raise instead
-        raise ValueError("integrand not expressible")
-    imports = sorted(m for m in printer.module_imports if m != "math")
-    if imports:
-        raise ValueError(f"integrand needs modules {imports}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _scalar_lines(bodies, "out[{}, k]", "    ")) + "\n"
 
 
 _PRELUDE = '''\
@@ -221,24 +225,19 @@ def single(mu, delta, spacing, out):
         if _invalid(mu[b], delta[b], spacing):
             return 1
     buf = np.empty((N_OUT, 2))
-    acc = np.empty(N_OUT)
     for b in range(mu.size):
         std = math.sqrt(delta[b])
         hz, K = _trapezoid(std, spacing)
+        w = _gaussian(K, hz)
         values(mu[b], buf, 0)
         for i in range(N_OUT):
-            acc[i] = buf[i, 0]
-        total = 1.0
-        for k in range(1, K + 1):  # nodes +-z share their weight: one exponential per pair
-            z = k * hz
-            w = math.exp(-0.5 * z * z)
-            total += 2.0 * w
-            values(mu[b] + std * z, buf, 0)
-            values(mu[b] - std * z, buf, 1)
+            out[i, b] = w[K] * buf[i, 0]
+        # nodes +-z summed in pairs: an odd integrand's average at mu = 0 is exactly 0
+        for k in range(1, K + 1):
+            values(mu[b] + std * (k * hz), buf, 0)
+            values(mu[b] - std * (k * hz), buf, 1)
             for i in range(N_OUT):
-                acc[i] += w * (buf[i, 0] + buf[i, 1])
-        for i in range(N_OUT):
-            out[i, b] = acc[i] / total
+                out[i, b] += w[K + k] * (buf[i, 0] + buf[i, 1])
     return 0
 
 
@@ -383,7 +382,7 @@ def module_source(lams) -> str:
         raise ValueError("lams: at least one integrand is needed")
     try:
         integrands = _integrand_source(lams)
-    except (TypeError, ValueError, NotImplementedError, sp.PrecisionExhausted) as exc:
+    except ValueError as exc:
         raise ValueError(f"integrands: cannot be compiled as scalar code ({exc})") from None
     prelude = _PRELUDE.format(n_out=len(lams), half_width=float(HALF_WIDTH), z_spacing=float(lattice.Z_SPACING),
                               outer_z=float(lattice.OUTER_Z), max_stride=int(lattice.MAX_STRIDE),
@@ -459,22 +458,12 @@ def algebra_source(args, values, exprs) -> str:
     >>> print(algebra_source([x], [v], [x * v, sp.sqrt(x)]).splitlines()[-2:])
     ['        out[0, b] = a0[b]*v0[b]', '        out[1, b] = math.sqrt(a0[b])']
     """
-    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
-    names = {}
-    for i, a in enumerate(args):
-        names[a] = sp.Symbol(f"a{i}[b]")
-    for i, v in enumerate(values):
-        names[v] = sp.Symbol(f"v{i}[b]")
+    names = {a: sp.Symbol(f"a{i}[b]") for i, a in enumerate(args)}
+    names.update({v: sp.Symbol(f"v{i}[b]") for i, v in enumerate(values)})
     try:
-        replacements, reduced = sp.cse([sp.sympify(e).xreplace(names) for e in exprs],
-                                       symbols=sp.numbered_symbols("c"))
-        lines = [f"        {sym} = {printer.doprint(e)}" for sym, e in replacements]
-        lines += [f"        out[{i}, b] = {printer.doprint(e)}" for i, e in enumerate(reduced)]
-    except (TypeError, ValueError, NotImplementedError) as exc:
+        lines = _scalar_lines([sp.sympify(e).xreplace(names) for e in exprs], "out[{}, b]", "        ")
+    except ValueError as exc:
         raise ValueError(f"exprs: cannot be compiled as scalar code ({exc})") from None
-    imports = sorted(m for m in printer.module_imports if m != "math")
-    if imports:
-        raise ValueError(f"exprs: need modules {imports}")
     params = ", ".join([f"a{i}" for i in range(len(args))] + [f"v{i}" for i in range(len(values))])
     return _ALGEBRA.format(params=params, body="\n".join(lines) or "        pass")
 

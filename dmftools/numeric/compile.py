@@ -152,14 +152,7 @@ class _AverageGroup:
         store = self._local
         cached = getattr(store, "args", None)
         if cached is None or len(cached) != len(args) or any(a is not b for a, b in zip(cached, args)):
-            n = len(self.integrands)
-            fn = self.fn if n > 1 else (lambda x, _f=self.fn: _f(x)[0])
-            if self.nested:
-                store.values = lattice.nested_averages(fn, n, self.pairs, *args, spacing=self.spacing,
-                                                       kernels=self.kernels)
-            else:
-                singles = lattice.single_averages(fn, n, *args, spacing=self.spacing, kernels=self.kernels)
-                store.values = [singles[k[0]] for k in self.members]
+            store.values = self.evaluate(*args)
             store.args = args
         return store.values[position]
 

@@ -10,6 +10,7 @@ others.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +92,10 @@ def _projector(chaotic):
     return project
 
 
-_COMPILED = []  # the compiled batched solver (or None), looked up on first use
+@functools.lru_cache(maxsize=1)
+def _compiled_solver():
+    """The compiled batched solver, or None; looked up on first use, not at import."""
+    return _jit.linear_solver()
 
 
 def _solve_linear(J, F):
@@ -100,9 +104,7 @@ def _solve_linear(J, F):
     With numba, Gaussian elimination with partial pivoting in one compiled loop
     (:func:`dmftools.numeric._jit.linear_solver`); otherwise LAPACK through numpy, whose
     per-call cost exceeds the work for the few small systems of a Newton step."""
-    if not _COMPILED:
-        _COMPILED.append(_jit.linear_solver())
-    solve = _COMPILED[0]
+    solve = _compiled_solver()
     if solve is not None:
         out = np.empty(F.shape)
         solve(np.ascontiguousarray(J, dtype=float), np.ascontiguousarray(F, dtype=float), out)
