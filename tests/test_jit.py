@@ -41,11 +41,21 @@ def _close(a, b):
 
 
 def test_generated_integrands_are_the_lambdified_ones(tanh_kernels):
-    x = np.linspace(-30, 30, 301)
+    x = -30.0 + np.arange(301) * 0.2
     out = np.empty((4, x.size))
     for k in range(x.size):
         tanh_kernels.values(x[k], out, k)
-    np.testing.assert_allclose(out, np.array(_np_integrands(x)), rtol=1e-15, atol=1e-15)  # same formulas
+    # the same formulas; tanh and log1p are the kernels' own (within 1-4 ulp of the C library's)
+    np.testing.assert_allclose(out, np.array(_np_integrands(x)), rtol=1e-15, atol=1e-15)
+    # the loops over nodes compute the same values: x = x0 + (k - kc) h and x = base + scale z[k]
+    line = np.empty_like(out)
+    tanh_kernels.values_line(-30.0, 0.2, 0, line)
+    # x0 + k h may be contracted to one fma: x differs by up to an ulp of 30 (3.6e-15), the
+    # integrands' slopes are at most 2
+    np.testing.assert_allclose(line, out, rtol=1e-15, atol=1e-14)
+    at = np.empty_like(out)
+    tanh_kernels.values_at(1.0, 2.0, (x - 1.0) / 2.0, at)
+    np.testing.assert_allclose(at, out, rtol=1e-15, atol=1e-15)
 
 
 def test_nested_kernels_equal_numpy_rules_on_every_path(tanh_kernels, references):
@@ -266,3 +276,53 @@ def test_odd_integrands_average_to_exactly_zero_at_zero_mean(tanh_kernels):
     delta = np.array([0.0, 1e-3, 1.0, 7.3, 100.0])
     values = lattice.single_averages(None, 4, np.zeros(delta.size), delta, kernels=tanh_kernels)
     assert np.all(values[0] == 0.0) and np.all(values[3] == 0.0)
+
+
+def _ulps(values, exact):
+    """Errors in units in the last place of the exact values."""
+    return np.abs(values - exact) / np.spacing(np.abs(exact))
+
+
+def _scalar(fn, x):
+    return np.array([fn(float(v)) for v in x])
+
+
+def test_elementary_functions_against_40_digit_mpmath(tanh_kernels):
+    # the kernels' own exp, tanh and log1p (arithmetic only, so that loops over nodes
+    # vectorise) against mpmath; the C library's are within 1-2 ulp on the same points
+    rng = np.random.default_rng(5)
+    k = tanh_kernels
+    with mpmath.workdps(40):
+        x = np.concatenate([rng.normal(0, 3, 600), rng.normal(0, 0.3, 300), rng.uniform(-30, 30, 200),
+                            rng.uniform(0.6, 0.65, 100) * rng.choice([-1, 1], 100), 10.0 ** rng.uniform(-12, -2, 100),
+                            [0.0, 0.625, -0.625, 19.0, 40.0]])
+        exact = np.array([float(mpmath.tanh(mpmath.mpf(v))) for v in x])
+        assert np.max(_ulps(_scalar(k.tanh_v, x), exact)) <= 2  # measured 1
+        y = -np.concatenate([rng.uniform(0, 1, 300), rng.uniform(0, 708, 500), 10.0 ** rng.uniform(-15, 0, 100), [0.0]])
+        exact = np.array([float(mpmath.exp(mpmath.mpf(v))) for v in y])
+        assert np.max(_ulps(_scalar(k.exp_neg, y), exact)) <= 2  # measured 1
+        t = np.concatenate([rng.uniform(0, 1, 500), 10.0 ** rng.uniform(-16, 0, 300), [0.0, 1.0]])
+        exact = np.array([float(mpmath.log1p(mpmath.mpf(v))) for v in t])
+        assert np.max(_ulps(_scalar(k.log1p_unit, t)[t > 0], exact[t > 0])) <= 4  # measured 3
+        assert k.log1p_unit(0.0) == 0.0
+        # log cosh, alone and from tanh: ~1e-16 absolute like |x| + log1p(e^-2|x|) - log 2 itself
+        exact = np.array([float(mpmath.log(mpmath.cosh(mpmath.mpf(v)))) for v in x])
+        tol = 8 * np.finfo(float).eps * np.maximum(1.0, np.abs(x))
+        assert np.all(np.abs(_scalar(k.logcosh, x) - exact) <= tol)
+        assert np.all(np.abs(np.array([k.logcosh_t(v, k.tanh_v(v)) for v in x]) - exact) <= tol)
+
+
+def test_elementary_functions_propagate_nan_and_take_limits(tanh_kernels):
+    k = tanh_kernels
+    assert np.isnan(k.tanh_v(np.nan)) and np.isnan(k.exp_neg(np.nan)) and np.isnan(k.log1p_unit(np.nan))
+    assert k.tanh_v(np.inf) == 1.0 and k.tanh_v(-np.inf) == -1.0 and k.tanh_v(25.0) == 1.0
+    assert k.exp_neg(-np.inf) == 0.0 and k.exp_neg(-709.0) == 0.0 and k.exp_neg(0.0) == 1.0
+    assert k.tanh_v(0.0) == 0.0 and k.tanh_v(-0.0) == 0.0  # (the sign of zero is not kept)
+
+
+def test_exp_of_a_non_positive_argument_uses_the_kernels_exp():
+    # erf's primitive has exp(-a^2 x^2): the kernels' exp (valid for arguments <= 0);
+    # exp of an argument of either sign stays the C library's
+    src = _jit.module_source([sp.Lambda(X, BUILTIN_PHI["erf"].primitive), sp.Lambda(X, sp.exp(X) / (1 + sp.exp(X)))])
+    body = src[src.index("def values("):]
+    assert "exp_neg(" in body and "math.exp(x)" in body
