@@ -326,3 +326,56 @@ def test_exp_of_a_non_positive_argument_uses_the_kernels_exp():
     src = _jit.module_source([sp.Lambda(X, BUILTIN_PHI["erf"].primitive), sp.Lambda(X, sp.exp(X) / (1 + sp.exp(X)))])
     body = src[src.index("def values("):]
     assert "exp_neg(" in body and "math.exp(x)" in body
+
+
+_NEWTON_CASES = [
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0), "current"),
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.4, phi="erf"), "current"),
+    (dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0, MI=0.3), "rate"),
+]
+
+
+@pytest.mark.parametrize("net, regime", _NEWTON_CASES)
+@pytest.mark.parametrize("state", ["stationary", "chaotic"])
+def test_compiled_newton_is_the_batched_iteration(net, regime, state):
+    """Newton's method compiled around the fused system, column by column, against the
+    batched numpy-driven iteration from the solvers' starts at random g: the same columns
+    converge, in the same number of iterations, to the same roots."""
+    from dmftools.solvers import _newton, _solve
+
+    cf = _solve.compiled(net, state, regime)
+    kernel = cf.newton_kernel()
+    assert kernel is not None
+    rng = np.random.default_rng(11)
+    g = np.sort(rng.uniform(0.05, 4.0, 12))
+    _, flat = _solve.prepare_parameters(cf, g, {})
+    u0, par, _ = _solve._starts(cf, state, flat, g.size)
+    u0[:, :3] *= 1e5  # a few hopeless starts (huge variances: infinite residuals, backtracking)
+    chaotic = state == "chaotic"
+    batched = _newton.newton(_solve._system(cf), u0, par, chaotic=chaotic, maxiter=40)
+    compiled = _newton.newton_compiled(kernel, u0, par, chaotic=chaotic, maxiter=40,
+                                       variance_max=_solve.VARIANCE_MAX)
+    for field in ("converged", "iterations", "singular"):
+        np.testing.assert_array_equal(getattr(compiled, field), getattr(batched, field), err_msg=field)
+    ok = batched.converged
+    assert np.count_nonzero(ok) >= g.size  # at least a root per point: the comparison is not empty
+    # the same arithmetic in the same order except the statistics (numpy against scalar
+    # code: equal to an ulp), so iterates agree to round-off amplified by a few steps
+    np.testing.assert_allclose(compiled.u[:, ok], batched.u[:, ok], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(compiled.residual[ok], batched.residual[ok], rtol=0, atol=1e-12)
+
+
+def test_compiled_newton_hands_invalid_kernel_input_back_to_the_numpy_path():
+    # a non-finite mean is invalid input for the kernels: the compiled iteration stops and
+    # returns None, so the solver re-runs the numpy-driven one, which says what is wrong
+    from dmftools.solvers import _newton, _solve
+
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    cf = _solve.compiled(net, "stationary")
+    assert cf.unknowns[:2] == ("mu", "delta0")
+    u0 = np.array([[0.5, np.nan], [1.0, 1.0], [0.3, 0.3]])  # columns (mu, delta0, kappa)
+    _, flat = _solve.prepare_parameters(cf, np.full(2, 2.0), {})
+    par = [flat[k] for k in cf.equations.parameters]
+    assert _newton.newton_compiled(cf.newton_kernel(), u0, par, chaotic=False) is None
+    with pytest.raises(ValueError, match="must be finite"):
+        _newton.newton(_solve._system(cf), u0, par, chaotic=False)

@@ -45,6 +45,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -52,7 +53,7 @@ from ..model import logcosh
 from . import lattice
 from .quadrature import HALF_WIDTH
 
-__all__ = ["available", "kernels", "algebra", "linear_solver", "cache_dir"]
+__all__ = ["available", "kernels", "algebra", "linear_solver", "newton_solver", "cache_dir"]
 
 #: Environment variable: "0" disables the compiled kernels.
 ENV = "DMFTOOLS_JIT"
@@ -122,26 +123,35 @@ class _Printer(PythonCodePrinter):
     non-positive argument from the generated module (:data:`_ELEMENTARY`: arithmetic only,
     so the compiler vectorises the loops over lattice nodes that call them)."""
 
+    _default_settings = dict(PythonCodePrinter._default_settings, elementary=False)
+
     def _print_logcosh(self, expr):
+        if not self._settings["elementary"]:
+            raise ValueError("logcosh is defined in the kernel modules only")
         return "logcosh(%s)" % self._print(expr.args[0])
 
     def _print__LogcoshT(self, expr):
         return "logcosh_t(%s, %s)" % (self._print(expr.args[0]), self._print(expr.args[1]))
 
     def _print_tanh(self, expr):
+        if not self._settings["elementary"]:
+            return super()._print_tanh(expr)
         return "tanh_v(%s)" % self._print(expr.args[0])
 
     def _print_exp(self, expr):
-        if expr.args[0].is_nonpositive:  # e.g. exp(-a**2*x**2) in erf's primitive
+        if self._settings["elementary"] and expr.args[0].is_nonpositive:  # e.g. exp(-a**2*x**2) in erf's primitive
             return "exp_neg(%s)" % self._print(expr.args[0])
         return "math.exp(%s)" % self._print(expr.args[0])
 
 
-def _scalar_lines(exprs, target: str, indent: str) -> list[str]:
+def _scalar_lines(exprs, target: str, indent: str, elementary: bool = False) -> list[str]:
     """Assignments computing ``exprs`` as scalar ``math`` code, common subexpressions
-    (``c0, c1, ...``) first, expression ``i`` into ``target.format(i)``. Raises ValueError
-    (with the printer's reason) for what cannot be printed so."""
-    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True})
+    (``c0, c1, ...``) first, expression ``i`` into ``target.format(i)``. ``elementary``:
+    ``tanh``, ``logcosh`` and ``exp`` of a non-positive argument from the kernel module's
+    own functions (:data:`_ELEMENTARY`), else from ``math`` (``logcosh`` then from the
+    module too). Raises ValueError (with the printer's reason) for what cannot be printed so."""
+    printer = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False, "strict": True,
+                        "elementary": elementary})
     try:
         replacements, reduced = sp.cse([sp.sympify(e) for e in exprs], symbols=sp.numbered_symbols("c"))
         lines = [f"{indent}{sym} = {printer.doprint(e)}" for sym, e in replacements]
@@ -166,11 +176,11 @@ def _integrand_source(lams) -> str:
     if any(b.has(sp.tanh) for b in bodies):  # share tanh between phi and its primitive (tanh, sigmoid)
         bodies = [b.replace(logcosh, lambda a: _LogcoshT(a, sp.tanh(a))) for b in bodies]
     decorator = "@numba.njit(cache=True, fastmath=FLAGS, error_model='numpy')"
-    one = [decorator, "def values(x, out, k):"] + _scalar_lines(bodies, "out[{}, k]", "    ")
+    one = [decorator, "def values(x, out, k):"] + _scalar_lines(bodies, "out[{}, k]", "    ", True)
     line = [decorator, "def values_line(x0, h, kc, out):", "    for k in range(out.shape[1]):",
-            "        x = x0 + (k - kc) * h"] + _scalar_lines(bodies, "out[{}, k]", "        ")
+            "        x = x0 + (k - kc) * h"] + _scalar_lines(bodies, "out[{}, k]", "        ", True)
     at = [decorator, "def values_at(base, scale, z, out):", "    for k in range(out.shape[1]):",
-          "        x = base + scale * z[k]"] + _scalar_lines(bodies, "out[{}, k]", "        ")
+          "        x = base + scale * z[k]"] + _scalar_lines(bodies, "out[{}, k]", "        ", True)
     return "\n\n\n".join("\n".join(f) for f in (one, line, at)) + "\n"
 
 
@@ -587,9 +597,42 @@ import numpy as np
 
 
 @numba.njit(cache=True, error_model="numpy")
+def solve1(A, x):
+    """x <- -inv(A) x in place (A is overwritten) by Gaussian elimination with partial
+    pivoting (IEEE arithmetic, no fastmath); False and x unchanged past the exactly zero
+    pivot of a singular A."""
+    n = x.size
+    for k in range(n):
+        p = k
+        big = abs(A[k, k])
+        for i in range(k + 1, n):
+            if abs(A[i, k]) > big:
+                big = abs(A[i, k])
+                p = i
+        if big == 0.0:
+            return False
+        if p != k:
+            for j in range(n):
+                A[k, j], A[p, j] = A[p, j], A[k, j]
+            x[k], x[p] = x[p], x[k]
+        for i in range(k + 1, n):
+            f = A[i, k] / A[k, k]
+            for j in range(k + 1, n):
+                A[i, j] -= f * A[k, j]
+            x[i] -= f * x[k]
+    for i in range(n - 1, -1, -1):
+        acc = x[i]
+        for j in range(i + 1, n):
+            acc -= A[i, j] * x[j]
+        x[i] = acc / A[i, i]
+    for i in range(n):
+        x[i] = -x[i]
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
 def solve(J, F, out):
-    """out[:, b] = -inv(J[:, :, b]) F[:, b] by Gaussian elimination with partial pivoting
-    (IEEE arithmetic, no fastmath); NaN where a pivot is exactly zero (singular)."""
+    """out[:, b] = -inv(J[:, :, b]) F[:, b] (:func:`solve1`); NaN where J is singular."""
     n, B = F.shape
     A = np.empty((n, n))
     x = np.empty(n)
@@ -598,37 +641,9 @@ def solve(J, F, out):
             x[i] = F[i, b]
             for j in range(n):
                 A[i, j] = J[i, j, b]
-        singular = False
-        for k in range(n):
-            p = k
-            big = abs(A[k, k])
-            for i in range(k + 1, n):
-                if abs(A[i, k]) > big:
-                    big = abs(A[i, k])
-                    p = i
-            if big == 0.0:
-                singular = True
-                break
-            if p != k:
-                for j in range(n):
-                    A[k, j], A[p, j] = A[p, j], A[k, j]
-                x[k], x[p] = x[p], x[k]
-            for i in range(k + 1, n):
-                f = A[i, k] / A[k, k]
-                for j in range(k + 1, n):
-                    A[i, j] -= f * A[k, j]
-                x[i] -= f * x[k]
-        if singular:
-            for i in range(n):
-                out[i, b] = math.nan
-            continue
-        for i in range(n - 1, -1, -1):
-            acc = x[i]
-            for j in range(i + 1, n):
-                acc -= A[i, j] * x[j]
-            x[i] = acc / A[i, i]
+        ok = solve1(A, x)
         for i in range(n):
-            out[i, b] = -x[i]
+            out[i, b] = x[i] if ok else math.nan
 '''
 
 
@@ -655,3 +670,293 @@ def linear_solver():
         return None
     module = _load(_LINEAR)
     return None if module is None else module.solve
+
+
+_SYSTEM = """\
+# Generated by dmftools.numeric._jit: solver residuals and Jacobian around the averages'
+# kernels, and Newton's method on them column by column.
+import math
+
+import numba
+import numpy as np
+
+from {algebra} import algebra
+from {linear} import solve1
+{imports}
+
+{constants}
+
+
+@numba.njit(cache=True, error_model="numpy")
+def system(A, out):
+    \"\"\"out[:, b] = the expressions at the arguments A[:, b]; 1 (nothing computed) where a
+    group's statistics are invalid input for its kernel.\"\"\"
+    B = A.shape[1]
+{body}
+    algebra({algebra_args}, out)
+    return 0
+"""
+
+_NEWTON = """
+
+BIG = 1.7976931348623157e308  # the largest float: np.nan_to_num's image of inf
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _evaluate(u, p, A, out, F, J, variance_max):
+    n = u.size
+    if not (u[1] <= variance_max):  # NaN too: outside, an infinite residual
+        for i in range(n):
+            F[i] = math.inf
+            for j in range(n):
+                J[i, j] = math.nan
+        return 0
+    for i in range(n):
+        A[i, 0] = u[i]
+    for i in range(p.size):
+        A[n + i, 0] = p[i]
+    if system(A, out) != 0:
+        return 1
+    for i in range(n):
+        F[i] = out[i, 0]
+        for j in range(n):
+            J[i, j] = out[n + i * n + j, 0]
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _norm(F):
+    \"\"\"max |F|, inf if any entry is not finite.\"\"\"
+    m = 0.0
+    for i in range(F.size):
+        if not math.isfinite(F[i]):
+            return math.inf
+        m = max(m, abs(F[i]))
+    return m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _maxabs(x):
+    \"\"\"np.max(np.abs(x)): NaN if any entry is NaN.\"\"\"
+    m = 0.0
+    for i in range(x.size):
+        if x[i] != x[i]:
+            return math.nan
+        m = max(m, abs(x[i]))
+    return m
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _clean(x, out, nan):
+    \"\"\"np.nan_to_num(x, nan=nan) into out.\"\"\"
+    for i in range(x.size):
+        v = x[i]
+        out[i] = nan if v != v else min(max(v, -BIG), BIG)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _correction(du, work):
+    _clean(du, work, math.inf)
+    return _maxabs(work)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _project(u, chaotic):
+    # np.maximum(u[r], 0): NaN stays NaN
+    u[1] = u[1] if (u[1] != u[1] or u[1] >= 0.0) else 0.0
+    if chaotic:
+        u[2] = u[2] if (u[2] != u[2] or u[2] >= 0.0) else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _direction(J, F, A, du):
+    \"\"\"du = -inv(J) F, NaN if J is singular.\"\"\"
+    n = F.size
+    for i in range(n):
+        du[i] = F[i]
+        for j in range(n):
+            A[i, j] = J[i, j]
+    if not solve1(A, du):
+        for i in range(n):
+            du[i] = math.nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def newton(U0, P, chaotic, ftol, xtol, maxiter, max_backtracks, patience, variance_max,
+           U, residual, converged, iterations, singular, correction):
+    \"\"\"dmftools.solvers._newton.newton for this system, one column at a time (the columns
+    are independent: the same iterates as the batched iteration). Returns 1 (results
+    incomplete) if a statistics argument is invalid input for a kernel.\"\"\"
+    n, B = U0.shape
+    A = np.empty((n + P.shape[0], 1))
+    out = np.empty((n + n * n, 1))
+    F = np.empty(n)
+    J = np.empty((n, n))
+    tF = np.empty(n)
+    tJ = np.empty((n, n))
+    M = np.empty((n, n))
+    du = np.empty(n)
+    dun = np.empty(n)
+    nxt = np.empty(n)
+    work = np.empty(n)
+    u = np.empty(n)
+    trial = np.empty(n)
+    for c in range(B):
+        p = P[:, c]
+        for i in range(n):
+            u[i] = U0[i, c]
+        converged[c] = False
+        singular[c] = False
+        iterations[c] = 0
+        if _evaluate(u, p, A, out, F, J, variance_max) != 0:
+            return 1
+        na = _norm(F)
+        residual[c] = na
+        _direction(J, F, M, du)
+        corr = _correction(du, work)
+        correction[c] = corr
+        scale = 1.0 + _maxabs(u)
+        if na <= ftol * scale and corr <= xtol * scale:  # a start that is a root already
+            converged[c] = True
+            _clean(du, dun, 0.0)
+            for i in range(n):
+                u[i] += dun[i]
+            _project(u, chaotic)
+        else:
+            checkpoint = math.inf
+            since = 0
+            while True:
+                bad = False
+                for i in range(n):
+                    if not math.isfinite(du[i]):
+                        bad = True
+                _clean(du, dun, 0.0)
+                alpha = 1.0
+                if chaotic:  # keep delta0 - delta_inf > 0 (np.minimum: NaN propagates)
+                    value = u[1] - u[2]
+                    change = dun[1] - dun[2]
+                    if change < 0:
+                        limit = -0.5 * value / change
+                        alpha = limit if (limit != limit or limit < 1.0) else 1.0
+                if bad:
+                    alpha = 0.0
+                for i in range(n):
+                    trial[i] = u[i] + alpha * dun[i]
+                _project(trial, chaotic)
+                if _evaluate(trial, p, A, out, tF, tJ, variance_max) != 0:
+                    return 1
+                tn = _norm(tF)
+                settled = na <= ftol * (1.0 + _maxabs(u))
+                halvings = 0
+                # backtracking on max |F|: the step the batched iteration accepts
+                while halvings < max_backtracks and tn > na and alpha > 0 and not settled:
+                    alpha = alpha * 0.5
+                    for i in range(n):
+                        trial[i] = u[i] + alpha * dun[i]
+                    _project(trial, chaotic)
+                    if _evaluate(trial, p, A, out, tF, tJ, variance_max) != 0:
+                        return 1
+                    tn = _norm(tF)
+                    halvings += 1
+                for i in range(n):
+                    work[i] = trial[i] - u[i]
+                step = _maxabs(work)
+                scale = 1.0 + _maxabs(trial)
+                gap_old = u[1] - u[2] if chaotic else 0.0
+                for i in range(n):
+                    u[i] = trial[i]
+                residual[c] = tn
+                iterations[c] += 1
+                _direction(tJ, tF, M, nxt)
+                corr = _correction(nxt, work)
+                correction[c] = corr
+                done = tn <= ftol * scale and (step <= xtol * scale or corr <= xtol * scale)
+                if tn < 0.5 * checkpoint:
+                    checkpoint = tn
+                    since = 0
+                else:
+                    since += 1
+                stalled = bad or alpha == 0 or not math.isfinite(tn) or since > patience
+                if chaotic:  # collapsing onto a fixed point (delta_inf -> delta0)
+                    gap_new = u[1] - u[2]
+                    if gap_new < 1e-4 * (1.0 + u[1]) and gap_new < 0.7 * gap_old and not done:
+                        stalled = True
+                if done:
+                    converged[c] = True
+                    if not (step <= xtol * scale):  # recognised by its correction: apply it
+                        _clean(nxt, dun, 0.0)
+                        for i in range(n):
+                            u[i] += dun[i]
+                        _project(u, chaotic)
+                if done or stalled or iterations[c] >= maxiter:
+                    break
+                na = tn
+                for i in range(n):
+                    du[i] = nxt[i]
+        # singular roots: the residual reached ftol, the steps did not shrink
+        if not converged[c] and math.isfinite(residual[c]) and residual[c] <= ftol * (1.0 + _maxabs(u)):
+            singular[c] = True
+            converged[c] = True
+        for i in range(n):
+            U[i, c] = u[i]
+    return 0
+"""
+
+
+def _floats(values) -> str:
+    return "np.array([" + ", ".join(repr(float(v)) for v in np.ravel(values)) + "])"
+
+
+def newton_source(args, groups, slots, algebra_name: str, linear_name: str) -> str:
+    """Source of a module with ``system(A, out)`` (the fused residuals and Jacobian: each
+    group of averages by its kernels, then ``algebra``) and ``newton(...)`` on it.
+
+    ``groups``: per group a dict with ``nested`` (bool), ``spacing``, ``kernels`` (module
+    name), ``stats`` (SymPy expressions of ``args``: mu and the variance(s)), ``pairs`` and
+    ``used`` (nested groups, the kernels' arrays); ``slots``: per average passed to
+    ``algebra``, (group index, output row of the group's kernel). Raises ValueError if a
+    statistic cannot be printed as scalar code."""
+    names = {a: sp.Symbol(f"A[{i}, b]") for i, a in enumerate(args)}
+    imports, constants, body = [], [], []
+    for g, group in enumerate(groups):
+        imports.append(f"import {group['kernels']} as k{g}")
+        stats = [sp.sympify(e).xreplace(names) for e in group["stats"]]
+        try:
+            lines = _scalar_lines(stats, f"s{g}[{{}}, b]", "        ")
+        except ValueError as exc:
+            raise ValueError(f"groups: statistics cannot be compiled as scalar code ({exc})") from None
+        body += [f"    s{g} = np.empty(({len(stats)}, B))", "    for b in range(B):", *lines]
+        rows = 1 + max(row for gg, row in slots if gg == g)
+        if group["nested"]:
+            rows = max(rows, len(group["pairs"]))
+            zg, wg = lattice._gauss_hermite(lattice.GH_NODES)
+            constants += [f"ZG = {_floats(zg)}", f"WG = {_floats(wg)}",
+                          f"PAIRS{g} = np.array({[list(map(int, q)) for q in group['pairs']]}, dtype=np.int64)",
+                          f"USED{g} = np.array({[int(i) for i in group['used']]}, dtype=np.int64)"]
+            call = f"k{g}.nested(s{g}[0], s{g}[1], s{g}[2], {float(group['spacing'])!r}, ZG, WG, PAIRS{g}, USED{g}, v{g})"
+        else:
+            rows = max(rows, group["n_out"])
+            call = f"k{g}.single(s{g}[0], s{g}[1], {float(group['spacing'])!r}, v{g})"
+        body += [f"    v{g} = np.empty(({rows}, B))", f"    if {call} != 0:", "        return 1"]
+    algebra_args = ", ".join([f"A[{i}]" for i in range(len(args))] + [f"v{g}[{row}]" for g, row in slots])
+    source = _SYSTEM.format(algebra=algebra_name, linear=linear_name, imports="\n".join(imports),
+                            constants="\n".join(dict.fromkeys(constants)), body="\n".join(body),
+                            algebra_args=algebra_args)
+    return source + _NEWTON
+
+
+def newton_solver(args, groups, slots, algebra_fn):
+    """The compiled ``newton`` of :func:`newton_source` for a fused system, or None (numba
+    missing or disabled, or statistics it cannot print). ``algebra_fn``: the system's
+    compiled :func:`algebra`."""
+    if not available() or algebra_fn is None:
+        return None
+    linear = _load(_LINEAR)
+    if linear is None:
+        return None
+    try:
+        source = newton_source(args, groups, slots, algebra_fn.py_func.__module__, linear.__name__)
+    except ValueError:
+        return None
+    module = _load(source)
+    return None if module is None else module.newton

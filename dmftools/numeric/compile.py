@@ -244,6 +244,16 @@ def _fused(args, bound, groups, where):
         algebra(*arrays, *(members[g][k] for g, k in slot), out)
         return out.reshape((n,) + shape)
 
+    # the same evaluation as one compiled function, and Newton's method on it (the solvers)
+    described = []
+    for group in groups:
+        d = {"nested": group.nested, "spacing": group.spacing, "kernels": group.kernels.__name__,
+             "stats": list(group.stat_args), "n_out": len(group.integrands)}
+        if group.nested:
+            d["pairs"], d["used"] = lattice._pair_arrays(group.pairs)
+        described.append(d)
+    rows = [(g, k if groups[g].nested else groups[g].members[k][0]) for g, k in slot]
+    evaluate.newton = _jit.newton_solver(args, described, rows, algebra)
     return evaluate
 
 
@@ -420,6 +430,11 @@ class CompiledEquations:
         n = len(self.unknowns)
         out = _stacked(self._compiled("system")(*ordered), ordered)
         return out[:n], out[n:].reshape((n, n) + out.shape[1:])
+
+    def newton_kernel(self):
+        """The compiled Newton iteration on :meth:`system` (:func:`dmftools.numeric._jit.newton_solver`),
+        or None where the system is not compiled (no numba, or expressions it cannot print)."""
+        return getattr(self._compiled("system"), "newton", None)
 
     def parameter_jacobian(self, ordered: list):
         """``d F_i / d p_j`` of the solver residuals, shape ``(n, n_params, *batch)``, the

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..numeric import _jit
 
-__all__ = ["NewtonResult", "newton"]
+__all__ = ["NewtonResult", "newton", "newton_compiled"]
 
 #: Iterates keep this fraction of the distance to a variance boundary.
 _BOUNDARY_FRACTION = 0.5
@@ -163,6 +163,34 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
     while batch.running:
         batch.step()
     return batch.result()
+
+
+def newton_compiled(kernel, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: float = 1e-12,
+                    maxiter: int = 50, max_backtracks: int = 6, patience: int = 10,
+                    variance_max: float = np.inf) -> NewtonResult | None:
+    """:func:`newton` run by a compiled iteration (``CompiledEquations.newton_kernel()``).
+
+    The same iteration, column by column in compiled code (the columns are independent, so
+    the iterates are those of the batched :func:`newton`, to round-off); columns whose
+    ``u[1]`` exceeds ``variance_max`` get an infinite residual, as with the solvers'
+    system. Returns None, computing nothing, when a column reaches arguments that are
+    invalid input for the quadrature kernels: the caller then runs :func:`newton`, whose
+    numpy rules raise the error that says which.
+    """
+    U0 = np.ascontiguousarray(u0, dtype=float)
+    n, B = U0.shape
+    P = np.empty((len(params), B))
+    for i, p in enumerate(params):
+        P[i] = p
+    U = np.empty((n, B))
+    residual, correction = np.empty(B), np.empty(B)
+    converged, singular = np.zeros(B, dtype=bool), np.zeros(B, dtype=bool)
+    iterations = np.zeros(B, dtype=np.int64)
+    status = kernel(U0, P, bool(chaotic), float(ftol), float(xtol), int(maxiter), int(max_backtracks), int(patience),
+                    float(variance_max), U, residual, converged, iterations, singular, correction)
+    if status != 0:
+        return None
+    return NewtonResult(U, residual, converged, iterations, singular, correction)
 
 
 class NewtonBatch:

@@ -9,7 +9,7 @@ import numpy as np
 from ..model import GaussianLowRank
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
-from ._newton import NewtonBatch, _solve_linear, newton
+from ._newton import NewtonBatch, _solve_linear, newton, newton_compiled
 from ._results import KAPPA_ZERO, SolveResult, StateSolutions
 
 __all__ = ["solve", "prepare_parameters", "compiled"]
@@ -224,7 +224,14 @@ def _deduplicate(u, ok, owner, n_owners, state):
 def _run(cf, state, u0, par, maxiter):
     """Newton from the columns ``u0`` (n, B); returns (n + 1, B) roots with their residual
     ``max |F|`` as the last row, and which columns converged to a reportable root."""
-    return _accept(cf, state, newton(_system(cf), u0, par, chaotic=state == "chaotic", maxiter=maxiter), par)
+    chaotic = state == "chaotic"
+    kernel = cf.newton_kernel()
+    result = None
+    if kernel is not None:  # the compiled iteration (numba); None where the numpy path must say what failed
+        result = newton_compiled(kernel, u0, par, chaotic=chaotic, maxiter=maxiter, variance_max=VARIANCE_MAX)
+    if result is None:
+        result = newton(_system(cf), u0, par, chaotic=chaotic, maxiter=maxiter)
+    return _accept(cf, state, result, par)
 
 
 def _accept(cf, state, result, par):
