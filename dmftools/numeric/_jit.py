@@ -782,6 +782,17 @@ def _direction(J, F, A, du):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _try(u, alpha, du, chaotic, p, A, out, trial, F, J, variance_max):
+    \"\"\"trial = project(u + alpha du), F and J there; returns max |F|, or -1 on invalid kernel input.\"\"\"
+    for i in range(u.size):
+        trial[i] = u[i] + alpha * du[i]
+    _project(trial, chaotic)
+    if _evaluate(trial, p, A, out, F, J, variance_max) != 0:
+        return -1.0
+    return _norm(F)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def newton(U0, P, chaotic, ftol, xtol, maxiter, max_backtracks, patience, variance_max,
            U, residual, converged, iterations, singular, correction):
     \"\"\"dmftools.solvers._newton.newton for this system, one column at a time (the columns
@@ -840,23 +851,17 @@ def newton(U0, P, chaotic, ftol, xtol, maxiter, max_backtracks, patience, varian
                         alpha = limit if (limit != limit or limit < 1.0) else 1.0
                 if bad:
                     alpha = 0.0
-                for i in range(n):
-                    trial[i] = u[i] + alpha * dun[i]
-                _project(trial, chaotic)
-                if _evaluate(trial, p, A, out, tF, tJ, variance_max) != 0:
+                tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
+                if tn < 0:
                     return 1
-                tn = _norm(tF)
                 settled = na <= ftol * (1.0 + _maxabs(u))
                 halvings = 0
                 # backtracking on max |F|: the step the batched iteration accepts
                 while halvings < max_backtracks and tn > na and alpha > 0 and not settled:
                     alpha = alpha * 0.5
-                    for i in range(n):
-                        trial[i] = u[i] + alpha * dun[i]
-                    _project(trial, chaotic)
-                    if _evaluate(trial, p, A, out, tF, tJ, variance_max) != 0:
+                    tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
+                    if tn < 0:
                         return 1
-                    tn = _norm(tF)
                     halvings += 1
                 for i in range(n):
                     work[i] = trial[i] - u[i]
