@@ -379,3 +379,22 @@ def test_compiled_newton_hands_invalid_kernel_input_back_to_the_numpy_path():
     assert _newton.newton_compiled(cf.newton_kernel(), u0, par, chaotic=False) is None
     with pytest.raises(ValueError, match="must be finite"):
         _newton.newton(_solve._system(cf), u0, par, chaotic=False)
+
+
+def test_compiled_duplicate_filter_equals_the_numpy_one():
+    """The solvers' greedy duplicate test, compiled and in numpy, on rows with exact,
+    near (inside and outside the tolerance) and NaN entries, in random order."""
+    from dmftools.solvers import _solve
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 3, (50, 4, 4))
+    tol = _solve._DUPLICATE_TOL
+    scale = 1 + np.max(np.abs(base[..., :-1]), axis=2, keepdims=True)
+    near = base + rng.choice([0.0, 0.3, 3.0], base.shape) * tol * scale * rng.choice([-1, 1], base.shape)
+    dense = np.concatenate([base, near, base[:, :2]], axis=1)[:, rng.permutation(10)]
+    dense[rng.random(dense.shape[:2]) < 0.1, 1] = np.nan
+    valid = rng.random(dense.shape[:2]) < 0.9
+    fast = _solve._keep_unique(dense, valid)
+    slow = _solve._keep_unique(dense, valid, compiled=False)
+    np.testing.assert_array_equal(fast, slow)
+    assert 0 < np.count_nonzero(slow) < np.count_nonzero(valid)  # duplicates were found and dropped

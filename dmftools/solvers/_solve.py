@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..model import GaussianLowRank
+from ..numeric import _jit
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
 from ._newton import NewtonBatch, _solve_linear, newton, newton_compiled
@@ -183,6 +185,31 @@ def _sort_key(u, state):
     return [u[..., 0], u[..., 1]] + [kap[..., k] for k in range(kap.shape[-1] - 1, -1, -1)]
 
 
+@functools.lru_cache(maxsize=1)
+def _compiled_filter():
+    return _jit.unique_filter()
+
+
+def _keep_unique(dense, valid, compiled=True):
+    """``keep (O, G)``: ``valid`` entries of ``dense (O, G, n + 1)`` not within
+    :data:`_DUPLICATE_TOL` (relative, max-norm, the last entry not compared) of an earlier
+    kept entry of the same row: greedy, in column order. Compiled when numba is there."""
+    keep = np.zeros_like(valid)
+    fast = _compiled_filter() if compiled else None
+    if fast is not None:
+        fast(np.ascontiguousarray(dense), np.ascontiguousarray(valid), _DUPLICATE_TOL, keep)
+        return keep
+    for j in range(dense.shape[1]):
+        dup = np.zeros(dense.shape[0], dtype=bool)
+        if j:
+            prev = dense[:, :j, :-1]
+            d = np.max(np.abs(prev - dense[:, j : j + 1, :-1]), axis=2)
+            tol = _DUPLICATE_TOL * (1 + np.max(np.abs(prev), axis=2))
+            dup = np.any(keep[:, :j] & (d <= tol), axis=1)
+        keep[:, j] = valid[:, j] & ~dup
+    return keep
+
+
 def _deduplicate(u, ok, owner, n_owners, state):
     """Unique converged columns per owner, sorted; returns (sols (n_owners, G, n), counts).
 
@@ -204,15 +231,7 @@ def _deduplicate(u, ok, owner, n_owners, state):
         rank = np.arange(cols.size) - starts[o]
         dense[o, rank] = u[:, cols].T
         valid[o, rank] = True
-    keep = np.zeros_like(valid)
-    for j in range(G):
-        dup = np.zeros(n_owners, dtype=bool)
-        if j:
-            prev = dense[:, :j, :-1]
-            d = np.max(np.abs(prev - dense[:, j : j + 1, :-1]), axis=2)
-            tol = _DUPLICATE_TOL * (1 + np.max(np.abs(prev), axis=2))
-            dup = np.any(keep[:, :j] & (d <= tol), axis=1)
-        keep[:, j] = valid[:, j] & ~dup
+    keep = _keep_unique(dense, valid)
     dense[~keep] = np.inf
     idx = np.lexsort(_sort_key(dense, state), axis=-1)
     dense = np.take_along_axis(dense, idx[..., None], axis=1)
