@@ -365,17 +365,45 @@ def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
     nk = 2 * W + 1
     kernel = _gaussian(W, step / s)
     outer = _gaussian(J, outer_step / r)
-    acc[:] = 0.0
-    for j in range(2 * J + 1):
-        wj = outer[j]
-        for a in used:
-            window = vals[a, j * m: j * m + nk]
-            c = 0.0
+    # the inner rule at every outer node: G[a, j] = sum_o kernel[o] f_a(node j m + o)
+    nj = 2 * J + 1
+    G = np.empty((N_OUT, nj))
+    for a in used:
+        row = vals[a]
+        j = 0
+        while j + 3 < nj:  # four outer nodes per pass: independent sums share the kernel's loads
+            b = j * m
+            w1 = row[b: b + nk]
+            w2 = row[b + m: b + m + nk]
+            w3 = row[b + 2 * m: b + 2 * m + nk]
+            w4 = row[b + 3 * m: b + 3 * m + nk]
+            c1 = 0.0
+            c2 = 0.0
+            c3 = 0.0
+            c4 = 0.0
             for o in range(nk):
-                c += kernel[o] * window[o]
-            inner[a] = c
+                k = kernel[o]
+                c1 += k * w1[o]
+                c2 += k * w2[o]
+                c3 += k * w3[o]
+                c4 += k * w4[o]
+            G[a, j] = c1
+            G[a, j + 1] = c2
+            G[a, j + 2] = c3
+            G[a, j + 3] = c4
+            j += 4
+        while j < nj:
+            w1 = row[j * m: j * m + nk]
+            c1 = 0.0
+            for o in range(nk):
+                c1 += kernel[o] * w1[o]
+            G[a, j] = c1
+            j += 1
+    acc[:] = 0.0
+    for j in range(nj):
+        wj = outer[j]
         for p in range(pairs.shape[0]):
-            acc[p] += wj * inner[pairs[p, 0]] * inner[pairs[p, 1]]
+            acc[p] += wj * G[pairs[p, 0], j] * G[pairs[p, 1], j]
 
 
 @numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
@@ -429,15 +457,22 @@ def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
     \"\"\"Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product).\"\"\"
     zo, wo = _rule(r, thin, spacing, zg, wg)
     zi, wi = _rule(s, thin, spacing, zg, wg)
-    vals = np.empty((N_OUT, zi.size))
-    acc[:] = 0.0
-    for o in range(zo.size):
+    no, ni = zo.size, zi.size
+    # every node x = (mu + r zo[o]) + s zi[i] in one vectorised evaluation
+    x = np.empty(no * ni)
+    for o in range(no):
         base = mu + r * zo[o]
-        values_at(base, s, zi, vals)
+        for i in range(ni):
+            x[o * ni + i] = base + s * zi[i]
+    vals = np.empty((N_OUT, no * ni))
+    values_at(0.0, 1.0, x, vals)
+    acc[:] = 0.0
+    for o in range(no):
         for a in used:
+            row = vals[a, o * ni: o * ni + ni]
             c = 0.0
-            for i in range(zi.size):
-                c += wi[i] * vals[a, i]
+            for i in range(ni):
+                c += wi[i] * row[i]
             inner[a] = c
         for p in range(pairs.shape[0]):
             acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
