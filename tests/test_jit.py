@@ -398,3 +398,36 @@ def test_compiled_duplicate_filter_equals_the_numpy_one():
     slow = _solve._keep_unique(dense, valid, compiled=False)
     np.testing.assert_array_equal(fast, slow)
     assert 0 < np.count_nonzero(slow) < np.count_nonzero(valid)  # duplicates were found and dropped
+
+
+@pytest.mark.parametrize("state", ["stationary", "chaotic"])
+def test_compiled_newton_batch_steps_like_the_numpy_one(state):
+    """NewtonBatch with the compiled step against the numpy-driven one, with columns joining
+    a running iteration (as in the solvers' flood of roots across a grid): the same columns
+    finish at every step, in the same order, with the same iterates."""
+    from dmftools.solvers import _newton, _solve
+
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    cf = _solve.compiled(net, state)
+    g = np.linspace(0.3, 3.8, 10)
+    _, flat = _solve.prepare_parameters(cf, g, {})
+    u0, par, _ = _solve._starts(cf, state, flat, g.size)
+    waves = np.array_split(np.random.default_rng(2).permutation(u0.shape[1]), 3)
+    kw = dict(chaotic=state == "chaotic", maxiter=20, variance_max=_solve.VARIANCE_MAX)
+    batches = [_newton.NewtonBatch(_solve._system(cf), u0.shape[0], len(par), compiled=c, **kw)
+               for c in (None, cf.newton_kernel())]
+    steps = 0
+    while True:
+        if steps < len(waves):
+            for b in batches:
+                b.add(u0[:, waves[steps]], [p[waves[steps]] for p in par])
+        if not any(b.running for b in batches):
+            break
+        slow, fast = (b.step() for b in batches)
+        np.testing.assert_array_equal(fast, slow)
+        steps += 1
+    assert steps > len(waves)
+    a, b = (batch.result() for batch in batches)
+    for field in ("converged", "iterations", "singular"):
+        np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=field)
+    np.testing.assert_allclose(b.u, a.u, rtol=1e-12, atol=1e-14)  # as for newton_compiled

@@ -872,117 +872,181 @@ def _try(u, alpha, du, chaotic, p, A, out, trial, F, J, variance_max):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def scratch(n, n_params):
+    \"\"\"Work arrays of one column's iteration.\"\"\"
+    return (np.empty((n + n_params, 1)), np.empty((n + n * n, 1)), np.empty(n), np.empty((n, n)), np.empty(n),
+            np.empty((n, n)), np.empty((n, n)), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _finish(c, U, RES, CONV, SING, ftol):
+    # singular roots: the residual reached ftol, the steps did not shrink
+    if not CONV[c] and math.isfinite(RES[c]) and RES[c] <= ftol * (1.0 + _maxabs(U[:, c])):
+        SING[c] = True
+        CONV[c] = True
+    return 1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _begin(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, variance_max, S):
+    \"\"\"The first evaluation of column c: 1 if it is finished (a start that is a root
+    already), 0 if it iterates on, -1 on invalid kernel input (S[11] holds the point).\"\"\"
+    A, out, F, J, tF, tJ, M, dun, nxt, work, u, trial = S
+    n = u.size
+    p = P[:, c]
+    for i in range(n):
+        u[i] = U[i, c]
+        trial[i] = u[i]
+    CONV[c] = False
+    SING[c] = False
+    ITER[c] = 0
+    if _evaluate(u, p, A, out, F, J, variance_max) != 0:
+        return -1
+    na = _norm(F)
+    RES[c] = na
+    NA[c] = na
+    du = DU[:, c]
+    _direction(J, F, M, du)
+    corr = _correction(du, work)
+    CORR[c] = corr
+    scale = 1.0 + _maxabs(u)
+    if na <= ftol * scale and corr <= xtol * scale:
+        CONV[c] = True
+        _clean(du, dun, 0.0)
+        for i in range(n):
+            u[i] += dun[i]
+        _project(u, chaotic)
+        for i in range(n):
+            U[i, c] = u[i]
+        return _finish(c, U, RES, CONV, SING, ftol)
+    CHECK[c] = math.inf
+    SINCE[c] = 0
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _advance(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, maxiter,
+             max_backtracks, patience, variance_max, S):
+    \"\"\"One iteration of column c: 1 if it finished (converged or stopped), 0 if it goes
+    on, -1 on invalid kernel input (S[11] holds the point).\"\"\"
+    A, out, F, J, tF, tJ, M, dun, nxt, work, u, trial = S
+    n = u.size
+    p = P[:, c]
+    du = DU[:, c]
+    na = NA[c]
+    for i in range(n):
+        u[i] = U[i, c]
+    bad = False
+    for i in range(n):
+        if not math.isfinite(du[i]):
+            bad = True
+    _clean(du, dun, 0.0)
+    alpha = 1.0
+    if chaotic:  # keep delta0 - delta_inf > 0 (np.minimum: NaN propagates)
+        value = u[1] - u[2]
+        change = dun[1] - dun[2]
+        if change < 0:
+            limit = -0.5 * value / change
+            alpha = limit if (limit != limit or limit < 1.0) else 1.0
+    if bad:
+        alpha = 0.0
+    tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
+    if tn < 0:
+        return -1
+    settled = na <= ftol * (1.0 + _maxabs(u))
+    halvings = 0
+    # backtracking on max |F|: the step the batched iteration accepts
+    while halvings < max_backtracks and tn > na and alpha > 0 and not settled:
+        alpha = alpha * 0.5
+        tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
+        if tn < 0:
+            return -1
+        halvings += 1
+    for i in range(n):
+        work[i] = trial[i] - u[i]
+    step = _maxabs(work)
+    scale = 1.0 + _maxabs(trial)
+    gap_old = u[1] - u[2] if chaotic else 0.0
+    for i in range(n):
+        u[i] = trial[i]
+    RES[c] = tn
+    ITER[c] += 1
+    _direction(tJ, tF, M, nxt)
+    corr = _correction(nxt, work)
+    CORR[c] = corr
+    done = tn <= ftol * scale and (step <= xtol * scale or corr <= xtol * scale)
+    if tn < 0.5 * CHECK[c]:
+        CHECK[c] = tn
+        SINCE[c] = 0
+    else:
+        SINCE[c] += 1
+    stalled = bad or alpha == 0 or not math.isfinite(tn) or SINCE[c] > patience
+    if chaotic:  # collapsing onto a fixed point (delta_inf -> delta0)
+        gap_new = u[1] - u[2]
+        if gap_new < 1e-4 * (1.0 + u[1]) and gap_new < 0.7 * gap_old and not done:
+            stalled = True
+    if done:
+        CONV[c] = True
+        if not (step <= xtol * scale):  # recognised by its correction: apply it
+            _clean(nxt, dun, 0.0)
+            for i in range(n):
+                u[i] += dun[i]
+            _project(u, chaotic)
+    for i in range(n):
+        U[i, c] = u[i]
+    if done or stalled or ITER[c] >= maxiter:
+        return _finish(c, U, RES, CONV, SING, ftol)
+    NA[c] = tn
+    for i in range(n):
+        du[i] = nxt[i]
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
 def newton(U0, P, chaotic, ftol, xtol, maxiter, max_backtracks, patience, variance_max,
            U, residual, converged, iterations, singular, correction):
     \"\"\"dmftools.solvers._newton.newton for this system, one column at a time (the columns
     are independent: the same iterates as the batched iteration). Returns 1 (results
     incomplete) if a statistics argument is invalid input for a kernel.\"\"\"
     n, B = U0.shape
-    A = np.empty((n + P.shape[0], 1))
-    out = np.empty((n + n * n, 1))
-    F = np.empty(n)
-    J = np.empty((n, n))
-    tF = np.empty(n)
-    tJ = np.empty((n, n))
-    M = np.empty((n, n))
-    du = np.empty(n)
-    dun = np.empty(n)
-    nxt = np.empty(n)
-    work = np.empty(n)
-    u = np.empty(n)
-    trial = np.empty(n)
+    S = scratch(n, P.shape[0])
+    DU = np.empty((n, B))
+    NA = np.empty(B)
+    CHECK = np.empty(B)
+    SINCE = np.zeros(B, dtype=np.int64)
     for c in range(B):
-        p = P[:, c]
         for i in range(n):
-            u[i] = U0[i, c]
-        converged[c] = False
-        singular[c] = False
-        iterations[c] = 0
-        if _evaluate(u, p, A, out, F, J, variance_max) != 0:
+            U[i, c] = U0[i, c]
+        r = _begin(c, U, P, DU, NA, residual, correction, converged, iterations, singular, CHECK, SINCE, chaotic,
+                   ftol, xtol, variance_max, S)
+        while r == 0:
+            r = _advance(c, U, P, DU, NA, residual, correction, converged, iterations, singular, CHECK, SINCE,
+                         chaotic, ftol, xtol, maxiter, max_backtracks, patience, variance_max, S)
+        if r < 0:
             return 1
-        na = _norm(F)
-        residual[c] = na
-        _direction(J, F, M, du)
-        corr = _correction(du, work)
-        correction[c] = corr
-        scale = 1.0 + _maxabs(u)
-        if na <= ftol * scale and corr <= xtol * scale:  # a start that is a root already
-            converged[c] = True
-            _clean(du, dun, 0.0)
-            for i in range(n):
-                u[i] += dun[i]
-            _project(u, chaotic)
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step(cols, first, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, maxiter,
+         max_backtracks, patience, variance_max, finished, bad):
+    \"\"\"One step of dmftools.solvers._newton.NewtonBatch for the columns cols: the first
+    evaluation where first[k], else one iteration; finished[k] says which ended. Returns
+    -1 - k if column cols[k] reached invalid kernel input (bad holds the point), else 0.\"\"\"
+    S = scratch(U.shape[0], P.shape[0])
+    for k in range(cols.size):
+        c = cols[k]
+        if first[k]:
+            r = _begin(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol,
+                       variance_max, S)
         else:
-            checkpoint = math.inf
-            since = 0
-            while True:
-                bad = False
-                for i in range(n):
-                    if not math.isfinite(du[i]):
-                        bad = True
-                _clean(du, dun, 0.0)
-                alpha = 1.0
-                if chaotic:  # keep delta0 - delta_inf > 0 (np.minimum: NaN propagates)
-                    value = u[1] - u[2]
-                    change = dun[1] - dun[2]
-                    if change < 0:
-                        limit = -0.5 * value / change
-                        alpha = limit if (limit != limit or limit < 1.0) else 1.0
-                if bad:
-                    alpha = 0.0
-                tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
-                if tn < 0:
-                    return 1
-                settled = na <= ftol * (1.0 + _maxabs(u))
-                halvings = 0
-                # backtracking on max |F|: the step the batched iteration accepts
-                while halvings < max_backtracks and tn > na and alpha > 0 and not settled:
-                    alpha = alpha * 0.5
-                    tn = _try(u, alpha, dun, chaotic, p, A, out, trial, tF, tJ, variance_max)
-                    if tn < 0:
-                        return 1
-                    halvings += 1
-                for i in range(n):
-                    work[i] = trial[i] - u[i]
-                step = _maxabs(work)
-                scale = 1.0 + _maxabs(trial)
-                gap_old = u[1] - u[2] if chaotic else 0.0
-                for i in range(n):
-                    u[i] = trial[i]
-                residual[c] = tn
-                iterations[c] += 1
-                _direction(tJ, tF, M, nxt)
-                corr = _correction(nxt, work)
-                correction[c] = corr
-                done = tn <= ftol * scale and (step <= xtol * scale or corr <= xtol * scale)
-                if tn < 0.5 * checkpoint:
-                    checkpoint = tn
-                    since = 0
-                else:
-                    since += 1
-                stalled = bad or alpha == 0 or not math.isfinite(tn) or since > patience
-                if chaotic:  # collapsing onto a fixed point (delta_inf -> delta0)
-                    gap_new = u[1] - u[2]
-                    if gap_new < 1e-4 * (1.0 + u[1]) and gap_new < 0.7 * gap_old and not done:
-                        stalled = True
-                if done:
-                    converged[c] = True
-                    if not (step <= xtol * scale):  # recognised by its correction: apply it
-                        _clean(nxt, dun, 0.0)
-                        for i in range(n):
-                            u[i] += dun[i]
-                        _project(u, chaotic)
-                if done or stalled or iterations[c] >= maxiter:
-                    break
-                na = tn
-                for i in range(n):
-                    du[i] = nxt[i]
-        # singular roots: the residual reached ftol, the steps did not shrink
-        if not converged[c] and math.isfinite(residual[c]) and residual[c] <= ftol * (1.0 + _maxabs(u)):
-            singular[c] = True
-            converged[c] = True
-        for i in range(n):
-            U[i, c] = u[i]
+            r = _advance(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, maxiter,
+                         max_backtracks, patience, variance_max, S)
+        if r < 0:
+            for i in range(bad.size):
+                bad[i] = S[11][i]
+            return -1 - k
+        finished[k] = r == 1
     return 0
 """
 
@@ -1030,9 +1094,10 @@ def newton_source(args, groups, slots, algebra_name: str, linear_name: str) -> s
 
 
 def newton_solver(args, groups, slots, algebra_fn):
-    """The compiled ``newton`` of :func:`newton_source` for a fused system, or None (numba
-    missing or disabled, or statistics it cannot print). ``algebra_fn``: the system's
-    compiled :func:`algebra`."""
+    """The compiled module of :func:`newton_source` for a fused system (``newton``: the
+    whole iteration; ``step``: one step of a ``NewtonBatch``), or None (numba missing or
+    disabled, or statistics it cannot print). ``algebra_fn``: the system's compiled
+    :func:`algebra`."""
     if not available() or algebra_fn is None:
         return None
     linear = _load(_LINEAR)
@@ -1042,5 +1107,4 @@ def newton_solver(args, groups, slots, algebra_fn):
         source = newton_source(args, groups, slots, algebra_fn.py_func.__module__, linear.__name__)
     except ValueError:
         return None
-    module = _load(source)
-    return None if module is None else module.newton
+    return _load(source)

@@ -432,8 +432,9 @@ class CompiledEquations:
         return out[:n], out[n:].reshape((n, n) + out.shape[1:])
 
     def newton_kernel(self):
-        """The compiled Newton iteration on :meth:`system` (:func:`dmftools.numeric._jit.newton_solver`),
-        or None where the system is not compiled (no numba, or expressions it cannot print)."""
+        """The compiled Newton iteration on :meth:`system` (the module of
+        :func:`dmftools.numeric._jit.newton_solver`: ``newton`` and ``step``), or None where
+        the system is not compiled (no numba, or expressions it cannot print)."""
         return getattr(self._compiled("system"), "newton", None)
 
     def parameter_jacobian(self, ordered: list):

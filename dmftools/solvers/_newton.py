@@ -168,7 +168,7 @@ def newton(system, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: floa
 def newton_compiled(kernel, u0, params, *, chaotic: bool, ftol: float = 1e-12, xtol: float = 1e-12,
                     maxiter: int = 50, max_backtracks: int = 6, patience: int = 10,
                     variance_max: float = np.inf) -> NewtonResult | None:
-    """:func:`newton` run by a compiled iteration (``CompiledEquations.newton_kernel()``).
+    """:func:`newton` run by a compiled iteration (the module ``CompiledEquations.newton_kernel()``).
 
     The same iteration, column by column in compiled code (the columns are independent, so
     the iterates are those of the batched :func:`newton`, to round-off); columns whose
@@ -186,7 +186,7 @@ def newton_compiled(kernel, u0, params, *, chaotic: bool, ftol: float = 1e-12, x
     residual, correction = np.empty(B), np.empty(B)
     converged, singular = np.zeros(B, dtype=bool), np.zeros(B, dtype=bool)
     iterations = np.zeros(B, dtype=np.int64)
-    status = kernel(U0, P, bool(chaotic), float(ftol), float(xtol), int(maxiter), int(max_backtracks), int(patience),
+    status = kernel.newton(U0, P, bool(chaotic), float(ftol), float(xtol), int(maxiter), int(max_backtracks), int(patience),
                     float(variance_max), U, residual, converged, iterations, singular, correction)
     if status != 0:
         return None
@@ -224,8 +224,16 @@ class NewtonBatch:
     """
 
     def __init__(self, system, n: int, n_params: int, *, chaotic: bool, ftol: float = 1e-12, xtol: float = 1e-12,
-                 maxiter: int = 50, max_backtracks: int = 6, patience: int = 10):
+                 maxiter: int = 50, max_backtracks: int = 6, patience: int = 10, compiled=None,
+                 variance_max: float = np.inf):
         self.system = system
+        # the same iteration in compiled code (``CompiledEquations.newton_kernel()``; then
+        # ``system`` is only called to raise the numpy rules' error on invalid input)
+        self.compiled = compiled
+        self.variance_max = variance_max
+        self._P = np.empty((n_params, 0))
+        self._DU = np.empty((n, 0))
+        self._NA = np.empty(0)
         self.chaotic = chaotic
         self.ftol, self.xtol = ftol, xtol
         self.maxiter, self.max_backtracks, self.patience = maxiter, max_backtracks, patience
@@ -265,6 +273,11 @@ class NewtonBatch:
         self._checkpoint = np.concatenate([self._checkpoint, np.full(m, np.inf)])
         self._since = np.concatenate([self._since, np.zeros(m, dtype=int)])
         self._pending = np.concatenate([self._pending, ids])
+        if self.compiled is not None:
+            self._P = np.concatenate([self._P, np.array([np.asarray(q, dtype=float) for q in params]).reshape(-1, m)],
+                                     axis=1)
+            self._DU = np.concatenate([self._DU, np.empty((u0.shape[0], m))], axis=1)
+            self._NA = np.concatenate([self._NA, np.empty(m)])
         return ids
 
     def result(self, ids=None) -> NewtonResult:
@@ -277,6 +290,8 @@ class NewtonBatch:
         """One iteration of every iterating column and the first evaluation of every added
         one, in one call of ``system`` (plus backtracking); returns the indices of the
         columns that finished (converged or stopped)."""
+        if self.compiled is not None:
+            return self._step_compiled()
         ftol, xtol, project = self.ftol, self.xtol, self.project
         act, new = self._active, self._pending
         self._pending = np.zeros(0, dtype=int)
@@ -392,3 +407,25 @@ class NewtonBatch:
         self.singular[fin] = singular
         self.converged[fin[singular]] = True
         return fin
+
+    def _step_compiled(self) -> np.ndarray:
+        """:meth:`step` by the compiled module: column by column, the same iteration; the
+        same columns finish, listed in the same order (new ones first)."""
+        act, new = self._active, self._pending
+        self._pending = np.zeros(0, dtype=int)
+        cols = np.concatenate([new, act])
+        first = np.arange(cols.size) < new.size
+        finished = np.zeros(cols.size, dtype=bool)
+        bad = np.empty(self.u.shape[0])
+        status = self.compiled.step(cols, first, self.u, self._P, self._DU, self._NA, self.residual, self.correction,
+                                    self.converged, self.iterations, self.singular, self._checkpoint, self._since,
+                                    bool(self.chaotic), float(self.ftol), float(self.xtol), int(self.maxiter),
+                                    int(self.max_backtracks), int(self.patience), float(self.variance_max),
+                                    finished, bad)
+        if status < 0:  # invalid input for the quadrature: the numpy rules say what is wrong
+            c = cols[-1 - status]
+            self.system(bad[:, None], [p[c : c + 1] for p in self.params])
+            raise RuntimeError(f"compiled Newton step: invalid kernel input at {bad.tolist()}")  # pragma: no cover
+        done_new, done_act = finished[: new.size], finished[new.size :]
+        self._active = np.concatenate([act[~done_act], new[~done_new]])
+        return np.concatenate([new[done_new], act[done_act]])

@@ -562,7 +562,8 @@ def _propagate(cf, state, flat, store, shape, maxiter, start=None):
     src = np.concatenate([hi, lo])
     tried = np.zeros(tgt.size, dtype=bool) if start is None else ~(start[tgt] | start[src])
     batch = NewtonBatch(_system(cf), len(cf.unknowns), len(names), chaotic=state == "chaotic",
-                        maxiter=min(maxiter, _NEIGHBOUR_MAXITER))
+                        maxiter=min(maxiter, _NEIGHBOUR_MAXITER), compiled=cf.newton_kernel(),
+                        variance_max=VARIANCE_MAX)
     owner = np.zeros(0, dtype=int)  # the target point of every column of the batch
     busy = np.zeros(P, dtype=int)  # columns still iterating per target point
     while True:
