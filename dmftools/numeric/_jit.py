@@ -879,6 +879,15 @@ def scratch(n, n_params):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _apply(u, du, work, chaotic):
+    \"\"\"u = project(u + nan_to_num(du)): a root's last correction.\"\"\"
+    _clean(du, work, 0.0)
+    for i in range(u.size):
+        u[i] += work[i]
+    _project(u, chaotic)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _finish(c, U, RES, CONV, SING, ftol):
     # singular roots: the residual reached ftol, the steps did not shrink
     if not CONV[c] and math.isfinite(RES[c]) and RES[c] <= ftol * (1.0 + _maxabs(U[:, c])):
@@ -912,10 +921,7 @@ def _begin(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, 
     scale = 1.0 + _maxabs(u)
     if na <= ftol * scale and corr <= xtol * scale:
         CONV[c] = True
-        _clean(du, dun, 0.0)
-        for i in range(n):
-            u[i] += dun[i]
-        _project(u, chaotic)
+        _apply(u, du, dun, chaotic)
         for i in range(n):
             U[i, c] = u[i]
         return _finish(c, U, RES, CONV, SING, ftol)
@@ -988,10 +994,7 @@ def _advance(c, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic
     if done:
         CONV[c] = True
         if not (step <= xtol * scale):  # recognised by its correction: apply it
-            _clean(nxt, dun, 0.0)
-            for i in range(n):
-                u[i] += dun[i]
-            _project(u, chaotic)
+            _apply(u, nxt, dun, chaotic)
     for i in range(n):
         U[i, c] = u[i]
     if done or stalled or ITER[c] >= maxiter:
