@@ -16,7 +16,13 @@ values (40-digit mpmath, tested), like the C library's own.
 For the solvers' residuals and Jacobian (``CompiledEquations.system``) the expressions
 around the averages are compiled as well (:func:`algebra`): one evaluation is then one
 kernel call per group of averages and one call for the rest, where numpy made some forty
-small array operations.
+small array operations. The solvers' Newton iteration runs in compiled code too
+(:func:`newton_solver`: the statistics, kernels and algebra of one column in one
+function, and Newton's method on it column by column, also step by step for the
+solvers' flood of roots across a grid); its iterates are those of the numpy-driven
+iteration in :mod:`dmftools.solvers._newton`, which ``tests/test_jit.py`` checks. So is
+the solvers' duplicate test (:func:`unique_filter`) and their small linear solves
+(:func:`linear_solver`).
 
 The rules are exactly those of :mod:`~dmftools.numeric.lattice` (same nodes, weights and
 truncations, per point); only the order of the floating-point sums differs
