@@ -72,7 +72,7 @@ def main(argv=None):
     t_dmf = min(runs)
     print(f"g sweep, {g.size} points, all branches, stationary + chaotic + stability")
     print(f"  classic fixed-point iteration : {t_classic:9.2f} s")
-    print(f"  dmftools solve                : {t_dmf:9.2f} s   (runs " + ", ".join(f"{t:.2f}" for t in runs) + ")")
+    print(f"  dmftools solve                : {t_dmf:9.3f} s   (runs " + ", ".join(f"{t:.3f}" for t in runs) + ")")
     print(f"  ratio classic / dmftools      : {t_classic / t_dmf:9.1f} x   (target >= 1000 x)")
 
     # deviations where both converged (classic rows: 0 positive, 1 negative, 2 central)

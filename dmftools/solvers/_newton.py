@@ -173,21 +173,22 @@ def newton_compiled(kernel, u0, params, *, chaotic: bool, ftol: float = 1e-12, x
     The same iteration, column by column in compiled code (the columns are independent, so
     the iterates are those of the batched :func:`newton`, to round-off); columns whose
     ``u[1]`` exceeds ``variance_max`` get an infinite residual, as with the solvers'
-    system. Returns None, computing nothing, when a column reaches arguments that are
-    invalid input for the quadrature kernels: the caller then runs :func:`newton`, whose
-    numpy rules raise the error that says which.
+    system. Returns None (results discarded) when a column reaches arguments that are
+    invalid input for the quadrature kernels: the caller then runs :func:`newton` from the
+    same starts, whose numpy rules raise the error that says which.
     """
-    U0 = np.ascontiguousarray(u0, dtype=float)
-    n, B = U0.shape
+    U = np.array(u0, dtype=float, order="C")  # iterated in place
+    n, B = U.shape
     P = np.empty((len(params), B))
     for i, p in enumerate(params):
         P[i] = p
-    U = np.empty((n, B))
     residual, correction = np.empty(B), np.empty(B)
     converged, singular = np.zeros(B, dtype=bool), np.zeros(B, dtype=bool)
     iterations = np.zeros(B, dtype=np.int64)
-    status = kernel.newton(U0, P, bool(chaotic), float(ftol), float(xtol), int(maxiter), int(max_backtracks), int(patience),
-                    float(variance_max), U, residual, converged, iterations, singular, correction)
+    status = kernel.step(np.arange(B), np.ones(B, dtype=bool), True, U, P, np.empty((n, B)), np.empty(B), residual,
+                         correction, converged, iterations, singular, np.empty(B), np.zeros(B, dtype=np.int64),
+                         bool(chaotic), float(ftol), float(xtol), int(maxiter), int(max_backtracks), int(patience),
+                         float(variance_max), np.zeros(B, dtype=bool), np.empty(n))
     if status != 0:
         return None
     return NewtonResult(U, residual, converged, iterations, singular, correction)
@@ -417,7 +418,7 @@ class NewtonBatch:
         first = np.arange(cols.size) < new.size
         finished = np.zeros(cols.size, dtype=bool)
         bad = np.empty(self.u.shape[0])
-        status = self.compiled.step(cols, first, self.u, self._P, self._DU, self._NA, self.residual, self.correction,
+        status = self.compiled.step(cols, first, False, self.u, self._P, self._DU, self._NA, self.residual, self.correction,
                                     self.converged, self.iterations, self.singular, self._checkpoint, self._since,
                                     bool(self.chaotic), float(self.ftol), float(self.xtol), int(self.maxiter),
                                     int(self.max_backtracks), int(self.patience), float(self.variance_max),
