@@ -35,8 +35,13 @@ _MAX_POINTS = MAX_BATCH // (22 * 2)
 _COMPILED: dict = {}
 
 
+@functools.lru_cache(maxsize=256)
+def _printed(expr) -> str:
+    return str(expr)  # SymPy printing costs ~40 us; models are looked up many times per solve
+
+
 def _model_key(net):
-    return (net.rank, net.means.tobytes(), net.cov.tobytes(), net.phi.name, str(net.phi.expr))
+    return (net.rank, net.means.tobytes(), net.cov.tobytes(), net.phi.name, _printed(net.phi.expr))
 
 
 def compiled(net, state, regime="current", spacing=None):
