@@ -431,3 +431,16 @@ def test_compiled_newton_batch_steps_like_the_numpy_one(state):
     for field in ("converged", "iterations", "singular"):
         np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=field)
     np.testing.assert_allclose(b.u, a.u, rtol=1e-12, atol=1e-14)  # as for newton_compiled
+
+
+def test_compiled_newton_batch_raises_the_numpy_rules_error_on_invalid_input():
+    from dmftools.solvers import _newton, _solve
+
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    cf = _solve.compiled(net, "stationary")
+    _, flat = _solve.prepare_parameters(cf, np.full(2, 2.0), {})
+    par = [flat[k] for k in cf.equations.parameters]
+    batch = _newton.NewtonBatch(_solve._system(cf), 3, len(par), chaotic=False, compiled=cf.newton_kernel())
+    batch.add(np.array([[0.5, np.nan], [1.0, 1.0], [0.3, 0.3]]), par)  # (mu, delta0, kappa); a NaN mean
+    with pytest.raises(ValueError, match="mu: must be finite"):
+        batch.step()

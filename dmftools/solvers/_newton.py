@@ -202,7 +202,10 @@ class NewtonBatch:
     ``system`` (backtracking aside); a column added since the last step gets its first
     evaluation in the same call. Callers that find new starts while others still iterate
     (e.g. a flood of roots across a grid) so pay the per-call cost of ``system`` once per
-    iteration, not once per iteration and wave of starts. Arguments as for :func:`newton`.
+    iteration, not once per iteration and wave of starts. Arguments as for :func:`newton`;
+    ``compiled`` (``CompiledEquations.newton_kernel()``) runs the same steps in compiled code,
+    with columns whose ``u[1]`` exceeds ``variance_max`` given an infinite residual, as the
+    solvers' ``system`` does.
 
     Examples
     --------
