@@ -98,7 +98,19 @@ VARIANCE_MAX = 1e8
 
 
 def _system(cf):
+    module = cf.newton_kernel()  # the same evaluation in one compiled call, when numba is there
+    n = len(cf.unknowns)
+
     def evaluate(u, params):
+        if module is not None:
+            A = np.empty((n + len(params), u.shape[1]))
+            A[:n] = u
+            for i, p in enumerate(params):
+                A[n + i] = p
+            out = np.empty((n + n * n, u.shape[1]))
+            if module.system(A, out) == 0:
+                return out[:n], out[n:].reshape((n, n, -1))
+            # invalid input for the kernels: the numpy rules below raise the error that says which
         # iterates may leave the domain (e.g. delta_inf -> delta0); non-finite values are
         # handled by the Newton iteration, so floating-point warnings are expected here
         with np.errstate(all="ignore"):
