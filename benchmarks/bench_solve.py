@@ -20,6 +20,11 @@ on a process pool of the usable cores (``executor=``, one band per core and stat
 once with the boundary curves. The quadrature runs in the compiled kernels when numba is
 installed (``pip install ".[jit]"``; compiled once and cached on disk, so the first run on
 a machine also compiles them, outside the timings); ``--numpy`` times the numpy rules.
+
+The ratio depends on the host: the classic baseline spends its time in numpy's vectorised
+``exp`` and ``log1p`` over 200 x 200 nodes, which run several times faster where numpy
+dispatches to AVX-512 (with Intel's SVML) than on AVX2 hosts; the script prints numpy's
+version and the SIMD extensions it found.
 """
 
 from __future__ import annotations
@@ -47,6 +52,18 @@ def _numba_version() -> str:
     return numba.__version__
 
 
+def _simd() -> str:
+    """The SIMD extensions numpy dispatches to on this host. The classic baseline spends its
+    time in numpy's exp and log1p over 200 x 200 nodes, which numpy vectorises (with SVML
+    on AVX-512 hosts), so its speed, and the ratio, depend on them."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # another numpy layout: not essential to the benchmark
+        return "unknown"
+    found = [k for k in ("SSE42", "AVX2", "FMA3", "AVX512F", "AVX512_SKX", "NEON", "ASIMD") if features.get(k)]
+    return ", ".join(found) or "none"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20-point slice of the sweep")
@@ -57,6 +74,7 @@ def main(argv=None):
     if args.numpy:
         os.environ[_jit.ENV] = "0"  # read when the equations are compiled, below
     print("quadrature:", f"compiled kernels (numba {_numba_version()})" if _jit.available() else "numpy rules")
+    print(f"host: numpy {np.__version__}, SIMD {_simd()}, {os.cpu_count()} cores")
     g = np.linspace(1e-4, 4, 20 if args.quick else 200)
     net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
     dmf.solve(net, g=g)  # compile (or load from the disk cache) once per session, not part of the timing
