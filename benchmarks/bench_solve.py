@@ -22,9 +22,10 @@ installed (``pip install ".[jit]"``; compiled once and cached on disk, so the fi
 a machine also compiles them, outside the timings); ``--numpy`` times the numpy rules.
 
 The ratio depends on the host: the classic baseline spends its time in numpy's vectorised
-``exp`` and ``log1p`` over 200 x 200 nodes, which run several times faster where numpy
-dispatches to AVX-512 (with Intel's SVML) than on AVX2 hosts; the script prints numpy's
-version and the SIMD extensions it found.
+``exp`` and ``log1p`` over 200 x 200 nodes, whose speed depends on the vector units numpy
+dispatches to (numpy uses Intel's SVML on AVX-512 hosts); the script prints numpy's version
+and the SIMD extensions it found. (On the hosts of the development sessions the same
+baseline took 114-142 s on earlier hosts and 23-25 s on an AVX-512 one.)
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ def _numba_version() -> str:
 
 
 def _simd() -> str:
-    """The SIMD extensions numpy dispatches to on this host. The classic baseline spends its
-    time in numpy's exp and log1p over 200 x 200 nodes, which numpy vectorises (with SVML
-    on AVX-512 hosts), so its speed, and the ratio, depend on them."""
+    """The SIMD extensions numpy found on this host (the classic baseline's speed, and so
+    the ratio, depend on them)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:  # another numpy layout: not essential to the benchmark
