@@ -444,3 +444,54 @@ def test_compiled_newton_batch_raises_the_numpy_rules_error_on_invalid_input():
     batch.add(np.array([[0.5, np.nan], [1.0, 1.0], [0.3, 0.3]]), par)  # (mu, delta0, kappa); a NaN mean
     with pytest.raises(ValueError, match="mu: must be finite"):
         batch.step()
+
+
+def _sweep_values(result):
+    return {(state, key): np.asarray(v) for state in ("stationary", "chaotic")
+            for key, v in result[state].values.items()}
+
+
+def test_states_on_two_threads_give_the_serial_results(monkeypatch):
+    """With the compiled Newton iteration solve runs its two states on two threads; the
+    states are independent, so every value equals the one-thread run's, bit for bit."""
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    g = np.linspace(0.05, 4.0, 40)
+    monkeypatch.setenv("DMFTOOLS_THREADS", "1")
+    serial = dmf.solve(net, g=g)
+    monkeypatch.setenv("DMFTOOLS_THREADS", "2")
+    threaded = dmf.solve(net, g=g)
+    a, b = _sweep_values(serial), _sweep_values(threaded)
+    assert a.keys() == b.keys() and len(a) > 4
+    for key in a:
+        np.testing.assert_array_equal(b[key], a[key], err_msg=str(key))
+
+
+def test_threads_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("DMFTOOLS_THREADS", "0")
+    with pytest.raises(ValueError, match="DMFTOOLS_THREADS: must be an integer >= 1"):
+        dmf.solve(dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0), g=[1.0, 2.0])
+
+
+def _solve_in_child(queue):
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    queue.put(len(dmf.solve(net, g=2.0)))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_solves_after_the_parent_used_threads():
+    # the parent's thread pool does not survive fork; the child must start its own, not
+    # wait forever on the copy (multiprocessing's default on Linux, e.g. ProcessPoolExecutor)
+    import multiprocessing
+
+    net = dmf.RankOne(Mm=1.1, Mn=2.0, Sm=1.0, Sn=1.0)
+    expected = len(dmf.solve(net, g=2.0))  # the pool exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_solve_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "the forked child hung"
+    assert child.exitcode == 0 and queue.get(timeout=5) == expected

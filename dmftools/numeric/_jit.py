@@ -181,7 +181,7 @@ def _integrand_source(lams) -> str:
     bodies = [sp.sympify(lam(x)).xreplace({x: sp.Symbol("x")}) for lam in lams]
     if any(b.has(sp.tanh) for b in bodies):  # share tanh between phi and its primitive (tanh, sigmoid)
         bodies = [b.replace(logcosh, lambda a: _LogcoshT(a, sp.tanh(a))) for b in bodies]
-    decorator = "@numba.njit(cache=True, fastmath=FLAGS, error_model='numpy')"
+    decorator = "@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model='numpy')"
     one = [decorator, "def values(x, out, k):"] + _scalar_lines(bodies, "out[{}, k]", "    ", True)
     line = [decorator, "def values_line(x0, h, kc, out):", "    for k in range(out.shape[1]):",
             "        x = x0 + (k - kc) * h"] + _scalar_lines(bodies, "out[{}, k]", "        ", True)
@@ -213,7 +213,7 @@ def _from_bits(typingctx, bits):
     return numba.types.float64(numba.types.int64), codegen
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def exp_neg(y):
     \"\"\"exp(y) for y <= 0 (NaN for NaN; 0 below -708, where exp(y) is subnormal).\"\"\"
     yc = -708.0 if y < -708.0 else y
@@ -239,7 +239,7 @@ def exp_neg(y):
     return 0.0 if y < -708.0 else e
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def tanh_v(x):
     \"\"\"tanh(x): rational approximation for |x| < 0.625, else (1 - e) / (1 + e), e = exp(-2|x|).\"\"\"
     a = abs(x)
@@ -251,7 +251,7 @@ def tanh_v(x):
     return small if a < 0.625 else big
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def log1p_unit(t):
     \"\"\"log(1 + t) for 0 <= t <= 1: 2 atanh(u), u = t / (2 + t) <= 1/3, by its series.\"\"\"
     u = t / (2.0 + t)
@@ -283,13 +283,13 @@ MAX_NODES = {max_nodes!r}
 LOG2 = math.log(2.0)
 ''' + _ELEMENTARY + '''
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def logcosh(x):
     a = abs(x)
     return a + log1p_unit(exp_neg(-2.0 * a)) - LOG2
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def logcosh_t(x, t):
     # log cosh x = |x| - log2 + log1p(exp(-2|x|)) and 1 + exp(-2|x|) = 2 / (1 + |tanh x|)
     return abs(x) - log1p_unit(abs(t))
@@ -299,7 +299,7 @@ def logcosh_t(x, t):
 
 _KERNELS = '''
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _trapezoid(std, spacing):
     \"\"\"Step in z and half-count of the trapezoid rule of lattice._trapezoid_rows.\"\"\"
     hz = Z_SPACING
@@ -308,7 +308,7 @@ def _trapezoid(std, spacing):
     return hz, int(math.ceil(HALF_WIDTH / hz))
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _gaussian(K, hz):
     """Normalised weights exp(-(k hz)^2 / 2), k = -K .. K: computed for k >= 0, mirrored."""
     w = np.empty(2 * K + 1)
@@ -327,7 +327,7 @@ def _gaussian(K, hz):
     return w
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _invalid(mu, variance, spacing):
     \"\"\"Non-finite input, a negative variance, or more nodes than MAX_NODES.\"\"\"
     if not (math.isfinite(mu) and math.isfinite(variance)) or variance < 0.0:
@@ -335,7 +335,7 @@ def _invalid(mu, variance, spacing):
     return 2.0 * HALF_WIDTH * math.sqrt(variance) / spacing + 1.0 > MAX_NODES
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def single(mu, delta, spacing, out):
     \"\"\"out[i, b] = [f_i](mu[b], delta[b]); returns 1 (nothing computed) on invalid input.\"\"\"
     for b in range(mu.size):
@@ -356,7 +356,7 @@ def single(mu, delta, spacing, out):
     return 0
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
     \"\"\"Inner and outer rules on one lattice (lattice._nested_lattice), into acc.\"\"\"
     step = min(spacing, Z_SPACING * min(s, r))
@@ -412,7 +412,7 @@ def _lattice(mu, s, r, spacing, pairs, used, inner, acc):
             acc[p] += wj * G[pairs[p, 0], j] * G[pairs[p, 1], j]
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
     \"\"\"Mehler's series, coefficients from the trapezoid rule (lattice._nested_mehler).\"\"\"
     hz, K = _trapezoid(std, spacing)
@@ -446,7 +446,7 @@ def _mehler(mu, std, rho, spacing, pairs, used, c, acc):
         factor *= rho
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _rule(std, thin, spacing, zg, wg):
     \"\"\"Gauss-Hermite nodes for a thin dimension, else the trapezoid rule (normalised).\"\"\"
     if std < thin:
@@ -458,7 +458,7 @@ def _rule(std, thin, spacing, zg, wg):
     return z, _gaussian(K, hz)
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
     \"\"\"Product rule, Gauss-Hermite in a thin dimension (lattice._nested_product).\"\"\"
     zo, wo = _rule(r, thin, spacing, zg, wg)
@@ -484,7 +484,7 @@ def _product(mu, s, r, spacing, thin, zg, wg, pairs, used, inner, acc):
             acc[p] += wo[o] * inner[pairs[p, 0]] * inner[pairs[p, 1]]
 
 
-@numba.njit(cache=True, fastmath=FLAGS, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model="numpy")
 def nested(mu, delta0, delta_inf, spacing, zg, wg, pairs, used, out):
     \"\"\"out[p, b] = [[f_a, f_b]](mu[b], delta0[b], delta_inf[b]) for pairs[p] = (a, b), each
     point by the rule lattice.nested_averages picks; returns 1 (nothing computed) on invalid
@@ -586,7 +586,7 @@ import math
 import numba
 
 
-@numba.njit(cache=True, fastmath={{"reassoc", "contract"}}, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath={{"reassoc", "contract"}}, error_model="numpy")
 def algebra({params}, out):
     for b in range(out.shape[1]):
 {body}
@@ -637,7 +637,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def solve1(A, x):
     """x <- -inv(A) x in place (A is overwritten) by Gaussian elimination with partial
     pivoting (IEEE arithmetic, no fastmath); False and x unchanged past the exactly zero
@@ -671,7 +671,7 @@ def solve1(A, x):
     return True
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def solve(J, F, out):
     """out[:, b] = -inv(J[:, :, b]) F[:, b] (:func:`solve1`); NaN where J is singular."""
     n, B = F.shape
@@ -718,7 +718,7 @@ _UNIQUE = '''\
 import numba
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def keep_unique(dense, valid, tol, keep):
     """keep[o, j] = valid[o, j] and dense[o, j] is not within tol * (1 + max |dense[o, i]|)
     (max-norm over all but the last entry) of an earlier kept dense[o, i]; NaN is never close."""
@@ -772,7 +772,7 @@ from {common} import _apply, _clean, _correction, _direction, _finish, _maxabs, 
 {constants}
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def system(A, out):
     \"\"\"out[:, b] = the expressions at the arguments A[:, b]; 1 (nothing computed) where a
     group's statistics are invalid input for its kernel.\"\"\"
@@ -795,7 +795,7 @@ from {linear} import solve1
 BIG = 1.7976931348623157e308  # the largest float: np.nan_to_num's image of inf
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _norm(F):
     \"\"\"max |F|, inf if any entry is not finite.\"\"\"
     m = 0.0
@@ -806,7 +806,7 @@ def _norm(F):
     return m
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _maxabs(x):
     \"\"\"np.max(np.abs(x)): NaN if any entry is NaN.\"\"\"
     m = 0.0
@@ -817,7 +817,7 @@ def _maxabs(x):
     return m
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _clean(x, out, nan):
     \"\"\"np.nan_to_num(x, nan=nan) into out.\"\"\"
     for i in range(x.size):
@@ -825,13 +825,13 @@ def _clean(x, out, nan):
         out[i] = nan if v != v else min(max(v, -BIG), BIG)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _correction(du, work):
     _clean(du, work, math.inf)
     return _maxabs(work)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _project(u, chaotic):
     # np.maximum(u[r], 0): NaN stays NaN
     u[1] = u[1] if (u[1] != u[1] or u[1] >= 0.0) else 0.0
@@ -839,7 +839,7 @@ def _project(u, chaotic):
         u[2] = u[2] if (u[2] != u[2] or u[2] >= 0.0) else 0.0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _direction(J, F, A, du):
     \"\"\"du = -inv(J) F, NaN if J is singular.\"\"\"
     n = F.size
@@ -852,14 +852,14 @@ def _direction(J, F, A, du):
             du[i] = math.nan
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def scratch(n, n_params):
     \"\"\"Work arrays of one column's iteration.\"\"\"
     return (np.empty((n + n_params, 1)), np.empty((n + n * n, 1)), np.empty(n), np.empty((n, n)), np.empty(n),
             np.empty((n, n)), np.empty((n, n)), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _apply(u, du, work, chaotic):
     \"\"\"u = project(u + nan_to_num(du)): a root's last correction.\"\"\"
     _clean(du, work, 0.0)
@@ -868,7 +868,7 @@ def _apply(u, du, work, chaotic):
     _project(u, chaotic)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _finish(c, U, RES, CONV, SING, ftol):
     # singular roots: the residual reached ftol, the steps did not shrink
     if not CONV[c] and math.isfinite(RES[c]) and RES[c] <= ftol * (1.0 + _maxabs(U[:, c])):
@@ -880,7 +880,7 @@ def _finish(c, U, RES, CONV, SING, ftol):
 
 _NEWTON = """
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _evaluate(u, p, A, out, F, J, variance_max):
     n = u.size
     if not (u[1] <= variance_max):  # NaN too: outside, an infinite residual
@@ -902,7 +902,7 @@ def _evaluate(u, p, A, out, F, J, variance_max):
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _try(u, alpha, du, project, chaotic, p, A, out, trial, F, J, variance_max):
     \"\"\"trial = u + alpha du (projected if project), F and J there; returns max |F|, or -1
     on invalid kernel input. The iteration's only evaluation site (compiled code stays small).\"\"\"
@@ -915,7 +915,7 @@ def _try(u, alpha, du, project, chaotic, p, A, out, trial, F, J, variance_max):
     return _norm(F)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _iterate(c, first, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, maxiter,
              max_backtracks, patience, variance_max, S):
     \"\"\"Column c of dmftools.solvers._newton.NewtonBatch: its first evaluation (first) or
@@ -1009,7 +1009,7 @@ def _iterate(c, first, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, 
     return 0
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def step(cols, first, more, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, chaotic, ftol, xtol, maxiter,
          max_backtracks, patience, variance_max, finished, bad):
     \"\"\"dmftools.solvers._newton.NewtonBatch.step for the columns cols (the first

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +49,12 @@ def _model_key(net):
 def compiled(net, state, regime="current", spacing=None):
     """The compiled equations of ``net`` (cached per model, state, regime and spacing)."""
     key = (_model_key(net), state, regime, spacing)
-    if key not in _COMPILED:
+    cf = _COMPILED.get(key)  # (solve's states may look models up from two threads)
+    if cf is None:
         if len(_COMPILED) > 64:
             _COMPILED.clear()
-        _COMPILED[key] = derive(net, state, regime).compile(spacing=spacing)
-    return _COMPILED[key]
+        cf = _COMPILED[key] = derive(net, state, regime).compile(spacing=spacing)
+    return cf
 
 
 def prepare_parameters(cf, g, params: dict):
@@ -810,12 +813,56 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     if P > _MAX_POINTS:
         raise ValueError(f"g/params: the grid has {P} points, more than this solver batches at once "
                          f"({_MAX_POINTS}); split the grid or use phase_diagram with an executor")
-    raw = {state: _solve_state(compiled(net, state, regime, spacing), state, flat, shape, maxiter=maxiter)
-           for state in states}
+    cfs = {state: compiled(net, state, regime, spacing) for state in states}
+    raw = dict(zip(states, _each(lambda state: _solve_state(cfs[state], state, flat, shape, maxiter=maxiter),
+                                 states, cfs)))
     search = _boundary_targets(raw, flat, shape)
     jobs = {state: _Job(net, state, regime, spacing, flat, shape, maxiter, admissible_only, raw[state], search[state])
             for state in states}
-    return SolveResult(net, regime, shape, flat, {state: _assemble(job) for state, job in jobs.items()})
+    return SolveResult(net, regime, shape, flat, dict(zip(states, _each(lambda state: _assemble(jobs[state]),
+                                                                        states, cfs))))
+
+
+#: Environment variable: how many threads :func:`solve` may use for its two states (default
+#: 2, at most the usable cores; "1" solves them one after the other).
+THREADS_ENV = "DMFTOOLS_THREADS"
+_THREADS = None  # the pool of :func:`_each`; not inherited by forked children (they start their own)
+
+
+def _forget_threads():
+    global _THREADS
+    _THREADS = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
+
+
+def _thread_count() -> int:
+    raw = os.environ.get(THREADS_ENV, "2").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{THREADS_ENV}: must be an integer >= 1, got {raw!r}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(value, cores)
+
+
+def _each(fn, states, cfs) -> list:
+    """``[fn(state) for state in states]``, the states on concurrent threads when their
+    Newton iterations are compiled (they run without the GIL) and there are cores for them
+    (:data:`THREADS_ENV`); the states are independent, so the results are the same either
+    way, in order."""
+    global _THREADS
+    if len(states) != 2 or _thread_count() < 2 or any(cfs[s].newton_kernel() is None for s in states):
+        return [fn(state) for state in states]
+    if _THREADS is None:
+        _THREADS = ThreadPoolExecutor(1, thread_name_prefix="dmftools")  # the calling thread takes the other state
+    second = _THREADS.submit(fn, states[1])
+    first = fn(states[0])
+    return [first, second.result()]
 
 
 def _boundary_points(counts, shape) -> np.ndarray:
