@@ -15,7 +15,9 @@ and (2) ``dmf.solve`` on the same sweep (every branch, stationary and chaotic, s
 then prints the ratio and the largest deviation of kappa and delta0 where both converged.
 dmftools' timings are the best of ``--repeat`` runs (default 3; compiled equations are
 cached after a first untimed call, as in a session), the classic baseline runs once.
-With ``--diagram N`` it also times an N x N phase diagram (solutions and regions): in-process,
+With the compiled kernels, ``dmf.solve`` runs its two states (stationary, chaotic) on two
+threads; the sweep is also timed on one thread (``DMFTOOLS_THREADS=1``) and both ratios are
+printed. With ``--diagram N`` it also times an N x N phase diagram (solutions and regions): in-process,
 on a process pool of the usable cores (``executor=``, one band per core and state), and
 once with the boundary curves. The quadrature runs in the compiled kernels when numba is
 installed (``pip install ".[jit]"``; compiled once and cached on disk, so the first run on
@@ -44,6 +46,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import dmftools as dmf  # noqa: E402
 from dmftools.numeric import _jit  # noqa: E402
 from dmftools.phase._diagram import _default_bands  # noqa: E402
+from dmftools.solvers._solve import THREADS_ENV  # noqa: E402
 from _classic import classic_sweep  # noqa: E402
 
 
@@ -88,10 +91,24 @@ def main(argv=None):
         res = dmf.solve(net, g=g)
         runs.append(time.perf_counter() - t0)
     t_dmf = min(runs)
+    # the same on one thread (solve runs its two states on two threads when compiled)
+    previous = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = "1"
+    one = []
+    for _ in range(max(1, args.repeat)):
+        t0 = time.perf_counter()
+        dmf.solve(net, g=g)
+        one.append(time.perf_counter() - t0)
+    if previous is None:
+        del os.environ[THREADS_ENV]
+    else:
+        os.environ[THREADS_ENV] = previous
     print(f"g sweep, {g.size} points, all branches, stationary + chaotic + stability")
     print(f"  classic fixed-point iteration : {t_classic:9.2f} s")
     print(f"  dmftools solve                : {t_dmf:9.3f} s   (runs " + ", ".join(f"{t:.3f}" for t in runs) + ")")
     print(f"  ratio classic / dmftools      : {t_classic / t_dmf:9.1f} x   (target >= 1000 x)")
+    print(f"  dmftools solve on one thread  : {min(one):9.3f} s   (runs " + ", ".join(f"{t:.3f}" for t in one)
+          + f"), ratio {t_classic / min(one):.1f} x")
 
     # deviations where both converged (classic rows: 0 positive, 1 negative, 2 central)
     for state, suffix in (("stationary", "s"), ("chaotic", "c")):

@@ -757,6 +757,10 @@ def solve(net: GaussianLowRank, g, *, states=STATES, regime: str = "current", sp
     Solutions are sought with ``delta0 <= VARIANCE_MAX`` (1e8, i.e. ``g`` up to ~1e4 for a
     bounded ``phi``); iterates beyond it are rejected, so larger solutions are not found.
 
+    With the compiled Newton iteration (the ``jit`` extra, numba) the two states are solved
+    on two threads, the same results as on one; ``DMFTOOLS_THREADS=1`` in the environment
+    keeps one thread.
+
     On a grid (parameters monotone along every axis) the roots are continued from a coarse
     multi-start to every point through its neighbours; points next to a change in the
     number of roots of the other state get a full multi-start as well, so that branches in
