@@ -46,6 +46,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import dmftools as dmf  # noqa: E402
 from dmftools.numeric import _jit  # noqa: E402
 from dmftools.phase._diagram import _default_bands  # noqa: E402
+from dmftools.simulate._grid import usable_cores  # noqa: E402
 from dmftools.solvers._solve import THREADS_ENV  # noqa: E402
 from _classic import classic_sweep  # noqa: E402
 
@@ -140,7 +141,7 @@ def main(argv=None):
         print(f"phase diagram {n} x {n} (all solutions, stability, regions): {t_pd:.2f} s (target < 2 s at 100 x 100)"
               "   (runs " + ", ".join(f"{t:.2f}" for t in runs) + ")")
         print("  regions:", {dmf.phase.REGIONS[c]: int((pd.region == c).sum()) for c in np.unique(pd.region)})
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
         if cores > 1:
             with ProcessPoolExecutor(cores) as pool:
                 runs = []

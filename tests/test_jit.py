@@ -43,8 +43,7 @@ def _close(a, b):
 def test_generated_integrands_are_the_lambdified_ones(tanh_kernels):
     x = -30.0 + np.arange(301) * 0.2
     out = np.empty((4, x.size))
-    for k in range(x.size):
-        tanh_kernels.values(x[k], out, k)
+    tanh_kernels.values_at(0.0, 1.0, x, out)  # at x exactly (0 + 1 x)
     # the same formulas; tanh and log1p are the kernels' own (within 1-4 ulp of the C library's)
     np.testing.assert_allclose(out, np.array(_np_integrands(x)), rtol=1e-15, atol=1e-15)
     # the loops over nodes compute the same values: x = x0 + (k - kc) h and x = base + scale z[k]
@@ -54,7 +53,7 @@ def test_generated_integrands_are_the_lambdified_ones(tanh_kernels):
     # integrands' slopes are at most 2
     np.testing.assert_allclose(line, out, rtol=1e-15, atol=1e-14)
     at = np.empty_like(out)
-    tanh_kernels.values_at(1.0, 2.0, (x - 1.0) / 2.0, at)
+    tanh_kernels.values_at(1.0, 2.0, (x - 1.0) / 2.0, at)  # base and scale applied
     np.testing.assert_allclose(at, out, rtol=1e-15, atol=1e-15)
 
 
@@ -324,7 +323,7 @@ def test_exp_of_a_non_positive_argument_uses_the_kernels_exp():
     # erf's primitive has exp(-a^2 x^2): the kernels' exp (valid for arguments <= 0);
     # exp of an argument of either sign stays the C library's
     src = _jit.module_source([sp.Lambda(X, BUILTIN_PHI["erf"].primitive), sp.Lambda(X, sp.exp(X) / (1 + sp.exp(X)))])
-    body = src[src.index("def values("):]
+    body = src[src.index("def values_line("):]
     assert "exp_neg(" in body and "math.exp(x)" in body
 
 

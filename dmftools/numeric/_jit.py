@@ -171,23 +171,21 @@ def _scalar_lines(exprs, target: str, indent: str, elementary: bool = False) -> 
 
 
 def _integrand_source(lams) -> str:
-    """The integrands as scalar code, common subexpressions computed once, in three
-    functions: ``values(x, out, k)`` sets ``out[i, k] = f_i(x)``; ``values_line(x0, h, kc,
-    out)`` does so at ``x = x0 + (k - kc) h`` and ``values_at(base, scale, z, out)`` at ``x
-    = base + scale z[k]``, for every column ``k`` of ``out``. The kernels call the last two:
-    with the integrands written inside the loop over nodes (not called per node) the
-    compiler vectorises the loop."""
+    """The integrands as scalar code, common subexpressions computed once, in two functions
+    that set ``out[i, k] = f_i(x)`` for every column ``k`` of ``out``: ``values_line(x0, h,
+    kc, out)`` at ``x = x0 + (k - kc) h`` and ``values_at(base, scale, z, out)`` at ``x =
+    base + scale z[k]``. The integrands are written inside the loop over nodes (not called
+    per node), so the compiler vectorises it."""
     x = sp.Dummy("x", real=True)
     bodies = [sp.sympify(lam(x)).xreplace({x: sp.Symbol("x")}) for lam in lams]
     if any(b.has(sp.tanh) for b in bodies):  # share tanh between phi and its primitive (tanh, sigmoid)
         bodies = [b.replace(logcosh, lambda a: _LogcoshT(a, sp.tanh(a))) for b in bodies]
     decorator = "@numba.njit(cache=True, nogil=True, fastmath=FLAGS, error_model='numpy')"
-    one = [decorator, "def values(x, out, k):"] + _scalar_lines(bodies, "out[{}, k]", "    ", True)
     line = [decorator, "def values_line(x0, h, kc, out):", "    for k in range(out.shape[1]):",
             "        x = x0 + (k - kc) * h"] + _scalar_lines(bodies, "out[{}, k]", "        ", True)
     at = [decorator, "def values_at(base, scale, z, out):", "    for k in range(out.shape[1]):",
           "        x = base + scale * z[k]"] + _scalar_lines(bodies, "out[{}, k]", "        ", True)
-    return "\n\n\n".join("\n".join(f) for f in (one, line, at)) + "\n"
+    return "\n\n\n".join("\n".join(f) for f in (line, at)) + "\n"
 
 
 #: Elementary functions in arithmetic only (no calls into the C math library, which the
@@ -523,7 +521,7 @@ def module_source(lams) -> str:
     >>> x = sp.Symbol("x")
     >>> src = module_source([sp.Lambda(x, sp.tanh(x)), sp.Lambda(x, 1 - sp.tanh(x)**2)])
     >>> print([line for line in src.splitlines() if "out[" in line and "= " in line][:2])
-    ['    out[0, k] = c0', '    out[1, k] = 1 - c0**2']
+    ['        out[0, k] = c0', '        out[1, k] = 1 - c0**2']
     """
     lams = list(lams)
     if not lams:
@@ -673,18 +671,24 @@ def solve1(A, x):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def solve(J, F, out):
-    """out[:, b] = -inv(J[:, :, b]) F[:, b] (:func:`solve1`); NaN where J is singular."""
+    """out[:, b] = -inv(J[:, :, b]) F[:, b] (:func:`direction`); NaN where J is singular."""
     n, B = F.shape
     A = np.empty((n, n))
-    x = np.empty(n)
     for b in range(B):
+        direction(J[:, :, b], F[:, b], A, out[:, b])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def direction(J, F, A, du):
+    """du = -inv(J) F (:func:`solve1`, A is work space), NaN if J is singular."""
+    n = F.size
+    for i in range(n):
+        du[i] = F[i]
+        for j in range(n):
+            A[i, j] = J[i, j]
+    if not solve1(A, du):
         for i in range(n):
-            x[i] = F[i, b]
-            for j in range(n):
-                A[i, j] = J[i, j, b]
-        ok = solve1(A, x)
-        for i in range(n):
-            out[i, b] = x[i] if ok else math.nan
+            du[i] = math.nan
 '''
 
 
@@ -790,7 +794,7 @@ import math
 import numba
 import numpy as np
 
-from {linear} import solve1
+from {linear} import direction as _direction
 
 BIG = 1.7976931348623157e308  # the largest float: np.nan_to_num's image of inf
 
@@ -840,23 +844,10 @@ def _project(u, chaotic):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _direction(J, F, A, du):
-    \"\"\"du = -inv(J) F, NaN if J is singular.\"\"\"
-    n = F.size
-    for i in range(n):
-        du[i] = F[i]
-        for j in range(n):
-            A[i, j] = J[i, j]
-    if not solve1(A, du):
-        for i in range(n):
-            du[i] = math.nan
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def scratch(n, n_params):
     \"\"\"Work arrays of one column's iteration.\"\"\"
-    return (np.empty((n + n_params, 1)), np.empty((n + n * n, 1)), np.empty(n), np.empty((n, n)), np.empty(n),
-            np.empty((n, n)), np.empty((n, n)), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    return (np.empty((n + n_params, 1)), np.empty((n + n * n, 1)), np.empty(n), np.empty((n, n)), np.empty((n, n)),
+            np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -920,8 +911,8 @@ def _iterate(c, first, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SINCE, 
              max_backtracks, patience, variance_max, S):
     \"\"\"Column c of dmftools.solvers._newton.NewtonBatch: its first evaluation (first) or
     one iteration. Returns 1 if the column finished (converged or stopped), 0 if it goes
-    on, -1 on invalid kernel input (S[11] then holds the point).\"\"\"
-    A, out, F, J, tF, tJ, M, dun, nxt, work, u, trial = S
+    on, -1 on invalid kernel input (S[9] then holds the point).\"\"\"
+    A, out, tF, tJ, M, dun, nxt, work, u, trial = S
     n = u.size
     p = P[:, c]
     du = DU[:, c]
@@ -1030,7 +1021,7 @@ def step(cols, first, more, U, P, DU, NA, RES, CORR, CONV, ITER, SING, CHECK, SI
                 break
         if r < 0:
             for i in range(bad.size):
-                bad[i] = S[11][i]
+                bad[i] = S[9][i]
             return -1 - k
         finished[k] = r == 1
     return 0

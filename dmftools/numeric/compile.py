@@ -433,7 +433,7 @@ class CompiledEquations:
 
     def newton_kernel(self):
         """The compiled Newton iteration on :meth:`system` (the module of
-        :func:`dmftools.numeric._jit.newton_solver`: ``newton`` and ``step``), or None where
+        :func:`dmftools.numeric._jit.newton_solver`: ``system`` and ``step``), or None where
         the system is not compiled (no numba, or expressions it cannot print)."""
         return getattr(self._compiled("system"), "newton", None)
 

@@ -235,7 +235,7 @@ class NewtonBatch:
         # ``system`` is only called to raise the numpy rules' error on invalid input)
         self.compiled = compiled
         self.variance_max = variance_max
-        self._P = np.empty((n_params, 0))
+        self._P = np.empty((n_params, 0))  # parameters, one row each (:attr:`params`)
         self._DU = np.empty((n, 0))
         self._NA = np.empty(0)
         self.chaotic = chaotic
@@ -243,7 +243,6 @@ class NewtonBatch:
         self.maxiter, self.max_backtracks, self.patience = maxiter, max_backtracks, patience
         self.project = _projector(chaotic)
         self.u = np.empty((n, 0))
-        self.params = [np.empty(0) for _ in range(n_params)]
         self.residual = np.empty(0)
         self.converged = np.zeros(0, dtype=bool)
         self.iterations = np.zeros(0, dtype=int)
@@ -257,6 +256,11 @@ class NewtonBatch:
         self._pending = np.zeros(0, dtype=int)  # added, not evaluated yet
 
     @property
+    def params(self) -> list:
+        """The parameters of every column, one array each (rows of one store)."""
+        return list(self._P)
+
+    @property
     def running(self) -> bool:
         """Whether any column is still iterating or waiting for its first evaluation."""
         return bool(self._active.size or self._pending.size)
@@ -268,7 +272,10 @@ class NewtonBatch:
         first = self.u.shape[1]
         ids = np.arange(first, first + m)
         self.u = np.concatenate([self.u, u0], axis=1)
-        self.params = [np.concatenate([p, np.asarray(q, dtype=float)]) for p, q in zip(self.params, params)]
+        added = np.empty((self._P.shape[0], m))
+        for i, q in enumerate(params):
+            added[i] = q
+        self._P = np.concatenate([self._P, added], axis=1)
         self.residual = np.concatenate([self.residual, np.full(m, np.inf)])
         self.converged = np.concatenate([self.converged, np.zeros(m, dtype=bool)])
         self.iterations = np.concatenate([self.iterations, np.zeros(m, dtype=int)])
@@ -278,8 +285,6 @@ class NewtonBatch:
         self._since = np.concatenate([self._since, np.zeros(m, dtype=int)])
         self._pending = np.concatenate([self._pending, ids])
         if self.compiled is not None:
-            self._P = np.concatenate([self._P, np.array([np.asarray(q, dtype=float) for q in params]).reshape(-1, m)],
-                                     axis=1)
             self._DU = np.concatenate([self._DU, np.empty((u0.shape[0], m))], axis=1)
             self._NA = np.concatenate([self._NA, np.empty(m)])
         return ids
@@ -300,7 +305,8 @@ class NewtonBatch:
         act, new = self._active, self._pending
         self._pending = np.zeros(0, dtype=int)
         n = self.u.shape[0]
-        pa = [p[act] for p in self.params]
+        params = self.params
+        pa = [p[act] for p in params]
         if act.size:
             ua, na = self.u[:, act], self._norm
             bad = ~np.all(np.isfinite(self._du), axis=0)
@@ -313,7 +319,7 @@ class NewtonBatch:
             trial_u = np.empty((n, 0))
         if new.size:
             F, J = self.system(np.concatenate([trial_u, self.u[:, new]], axis=1),
-                               [np.concatenate([q, p[new]]) for q, p in zip(pa, self.params)])
+                               [np.concatenate([q, p[new]]) for q, p in zip(pa, params)])
         else:
             F, J = self.system(trial_u, pa)
         norm = np.max(np.abs(F), axis=0)
@@ -428,7 +434,7 @@ class NewtonBatch:
                                     finished, bad)
         if status < 0:  # invalid input for the quadrature: the numpy rules say what is wrong
             c = cols[-1 - status]
-            self.system(bad[:, None], [p[c : c + 1] for p in self.params])
+            self.system(bad[:, None], list(self._P[:, c : c + 1]))
             raise RuntimeError(f"compiled Newton step: invalid kernel input at {bad.tolist()}")  # pragma: no cover
         done_new, done_act = finished[: new.size], finished[new.size :]
         self._active = np.concatenate([act[~done_act], new[~done_new]])

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..model import GaussianLowRank
 from ..numeric import _jit
+from ..simulate._grid import usable_cores
 from ..symbolic.derive import derive
 from ._checks import STATES, check_int, check_net, check_regime, check_states
 from ._newton import NewtonBatch, _solve_linear, newton, newton_compiled
@@ -850,8 +851,7 @@ def _thread_count() -> int:
         value = 0
     if value < 1:
         raise ValueError(f"{THREADS_ENV}: must be an integer >= 1, got {raw!r}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(value, cores)
+    return min(value, usable_cores())
 
 
 def _each(fn, states, cfs) -> list:
